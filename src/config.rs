@@ -1,0 +1,73 @@
+//! Typed settings from vars and secrets. Read once per isolate: vars and
+//! secrets cannot change without a new deployment, which starts new isolates.
+
+use crate::domain::image::ImagePolicy;
+use crate::fal::models::ModelRegistry;
+use sha2::{Digest, Sha256};
+use worker::Env;
+
+/// A secret value: never printed, never logged.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub fal_base_url: String,
+    pub fal_queue_url: String,
+    pub fal_key: Option<Secret>,
+    /// SHA-256 of `ADMIN_PASSWORD`; the login compares digests in constant time.
+    pub admin_password_digest: Option<[u8; 32]>,
+    pub fal_timeout_ms: u64,
+    pub image_policy: ImagePolicy,
+    pub models: ModelRegistry,
+    pub max_body_bytes: usize,
+    pub session_idle_timeout_ms: u64,
+    /// Lets tests move the clock with an `x-test-now` header. Never set in production.
+    pub test_clock: bool,
+}
+
+pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, String> {
+        let var = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty());
+        let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            var(name).map_or(Ok(default), |v| v.trim().parse().map_err(|_| format!("{name} must be a whole number")))
+        };
+        Ok(Self {
+            fal_base_url: trim_url(var("FAL_BASE_URL").unwrap_or_else(|| "https://fal.run".into())),
+            fal_queue_url: trim_url(var("FAL_QUEUE_URL").unwrap_or_else(|| "https://queue.fal.run".into())),
+            fal_key: secret("FAL_KEY").map(Secret),
+            admin_password_digest: secret("ADMIN_PASSWORD").map(|p| Sha256::digest(p.as_bytes()).into()),
+            fal_timeout_ms: number("FAL_TIMEOUT_MS", DEFAULT_FAL_TIMEOUT_MS)?,
+            image_policy: ImagePolicy {
+                allow_loopback_http: var("ALLOW_LOOPBACK_IMAGE_URLS").as_deref() == Some("true"),
+                max_data_uri_bytes: number("MAX_DATA_URI_BYTES", DEFAULT_MAX_DATA_URI_BYTES as u64)? as usize,
+            },
+            models: ModelRegistry::with_overrides(var("FAL_MODEL_ENDPOINTS").as_deref())?,
+            max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
+            test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
+        })
+    }
+}
+
+fn trim_url(url: String) -> String {
+    url.trim().trim_end_matches('/').to_string()
+}

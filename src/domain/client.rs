@@ -1,0 +1,254 @@
+//! Admin input about clients (shops): creation and partial updates, and the
+//! widget origins a client allows.
+
+use super::input::{parse_json, InputError};
+use serde::Deserialize;
+
+pub const DEFAULT_USAGE_LIMIT: u32 = 5000;
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+const MAX_USAGE_LIMIT: u32 = 100_000_000;
+const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_ORIGINS: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClient {
+    pub name: String,
+    pub email: Option<String>,
+    pub usage_limit: u32,
+    pub rate_limit_per_minute: u32,
+    pub allowed_origins: Vec<String>,
+}
+
+/// A partial update: `None` leaves a field as it is. `email: Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub usage_limit: Option<u32>,
+    pub rate_limit_per_minute: Option<u32>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+impl ClientChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewClient {
+    name: String,
+    email: Option<String>,
+    usage_limit: Option<u32>,
+    rate_limit_per_minute: Option<u32>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientChanges {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    email: Option<Option<String>>,
+    active: Option<bool>,
+    usage_limit: Option<u32>,
+    rate_limit_per_minute: Option<u32>,
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// Distinguishes `"email": null` (clear it) from a missing field (keep it).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl NewClient {
+    pub fn from_json(body: &[u8]) -> Result<Self, InputError> {
+        let raw: RawNewClient = parse_json(body)?;
+        Ok(Self {
+            name: check_name(&raw.name)?,
+            email: raw.email.as_deref().map(check_email).transpose()?.flatten(),
+            usage_limit: check_usage_limit(raw.usage_limit.unwrap_or(DEFAULT_USAGE_LIMIT))?,
+            rate_limit_per_minute: check_rate_limit(
+                raw.rate_limit_per_minute.unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE),
+            )?,
+            allowed_origins: normalize_origins(&raw.allowed_origins)?,
+        })
+    }
+}
+
+impl ClientChanges {
+    pub fn from_json(body: &[u8]) -> Result<Self, InputError> {
+        let raw: RawClientChanges = parse_json(body)?;
+        let changes = Self {
+            name: raw.name.as_deref().map(check_name).transpose()?,
+            email: raw.email.map(|e| e.as_deref().map(check_email).transpose().map(Option::flatten)).transpose()?,
+            active: raw.active,
+            usage_limit: raw.usage_limit.map(check_usage_limit).transpose()?,
+            rate_limit_per_minute: raw.rate_limit_per_minute.map(check_rate_limit).transpose()?,
+            allowed_origins: raw.allowed_origins.as_deref().map(normalize_origins).transpose()?,
+        };
+        if changes.is_empty() {
+            return Err(InputError::invalid("empty_update", "the body changes no field"));
+        }
+        Ok(changes)
+    }
+}
+
+fn check_name(name: &str) -> Result<String, InputError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(InputError::invalid(
+            "invalid_name",
+            format!("`name` must hold 1 to {MAX_NAME_CHARS} printable characters"),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// An empty string clears the address; anything else must look like one.
+fn check_email(email: &str) -> Result<Option<String>, InputError> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+    if !valid {
+        return Err(InputError::invalid("invalid_email", "`email` is not an email address"));
+    }
+    Ok(Some(email.to_string()))
+}
+
+fn check_usage_limit(limit: u32) -> Result<u32, InputError> {
+    if limit > MAX_USAGE_LIMIT {
+        return Err(InputError::invalid(
+            "invalid_limit",
+            format!("`usage_limit` must be between 0 and {MAX_USAGE_LIMIT}"),
+        ));
+    }
+    Ok(limit)
+}
+
+fn check_rate_limit(limit: u32) -> Result<u32, InputError> {
+    if limit == 0 || limit > MAX_RATE_LIMIT_PER_MINUTE {
+        return Err(InputError::invalid(
+            "invalid_limit",
+            format!("`rate_limit_per_minute` must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
+        ));
+    }
+    Ok(limit)
+}
+
+/// Origins are kept as `scheme://host[:port]`, lower-case, without a trailing
+/// slash, so that comparing them with a browser's `Origin` header is exact.
+/// A leading `*.` in the host allows every subdomain of that host.
+pub fn normalize_origins(origins: &[String]) -> Result<Vec<String>, InputError> {
+    if origins.len() > MAX_ORIGINS {
+        return Err(InputError::invalid("invalid_origin", format!("at most {MAX_ORIGINS} origins")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(origins.len());
+    for raw in origins {
+        let origin = normalize_origin(raw)?;
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
+}
+
+fn normalize_origin(raw: &str) -> Result<String, InputError> {
+    let bad = || InputError::invalid("invalid_origin", format!("`{raw}` is not an origin like https://shop.example"));
+    let trimmed = raw.trim().trim_end_matches('/');
+    let (scheme, rest) = trimmed.split_once("://").ok_or_else(bad)?;
+    let (wildcard, host_port) = match rest.strip_prefix("*.") {
+        Some(h) => ("*.", h),
+        None => ("", rest),
+    };
+    let url = url::Url::parse(&format!("{scheme}://{host_port}")).map_err(|_| bad())?;
+    let plain = url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
+    if !matches!(url.scheme(), "http" | "https") || !plain || url.host_str().is_none() {
+        return Err(bad());
+    }
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(format!("{}://{wildcard}{}{port}", url.scheme(), url.host_str().unwrap_or_default()))
+}
+
+/// Does a browser `Origin` match one of the client's allowed origins?
+pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    let origin = origin.to_ascii_lowercase();
+    allowed.iter().any(|pattern| match pattern.split_once("://*.") {
+        Some((scheme, base)) => origin
+            .strip_prefix(scheme)
+            .and_then(|o| o.strip_prefix("://"))
+            .and_then(|host| host.strip_suffix(base))
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        None => *pattern == origin,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn code<T: std::fmt::Debug>(r: Result<T, InputError>) -> &'static str {
+        match r.unwrap_err() {
+            InputError::Invalid { code, .. } => code,
+            InputError::Malformed(_) => "malformed",
+        }
+    }
+
+    #[test]
+    fn new_client_gets_the_documented_defaults() {
+        let c = NewClient::from_json(json!({"name":"  Acme  "}).to_string().as_bytes()).unwrap();
+        assert_eq!(c.name, "Acme");
+        assert_eq!(c.usage_limit, 5000);
+        assert_eq!(c.rate_limit_per_minute, 60);
+        assert!(c.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn invalid_client_fields_are_refused() {
+        let parse = |v: serde_json::Value| NewClient::from_json(v.to_string().as_bytes());
+        assert_eq!(code(parse(json!({"name":""}))), "invalid_name");
+        assert_eq!(code(parse(json!({"name":"A","email":"nope"}))), "invalid_email");
+        assert_eq!(code(parse(json!({"name":"A","rate_limit_per_minute":0}))), "invalid_limit");
+        assert_eq!(code(parse(json!({"name":"A","usage_limit":-1}))), "invalid_request");
+        assert_eq!(code(parse(json!({"name":"A","allowed_origins":["https://a.example/path"]}))), "invalid_origin");
+    }
+
+    #[test]
+    fn changes_tell_null_from_missing() {
+        let clear = ClientChanges::from_json(br#"{"email":null}"#).unwrap();
+        assert_eq!(clear.email, Some(None));
+        let keep = ClientChanges::from_json(br#"{"active":false}"#).unwrap();
+        assert_eq!(keep.email, None);
+        assert_eq!(code(ClientChanges::from_json(b"{}")), "empty_update");
+    }
+
+    #[test]
+    fn origins_are_normalized_and_deduplicated() {
+        let o = normalize_origins(&["HTTPS://Shop.Example/".into(), "https://shop.example".into(), "http://localhost:5173".into()]).unwrap();
+        assert_eq!(o, vec!["https://shop.example", "http://localhost:5173"]);
+        assert_eq!(normalize_origins(&["https://*.shop.example".into()]).unwrap(), vec!["https://*.shop.example"]);
+        assert!(normalize_origins(&["shop.example".into()]).is_err());
+        assert!(normalize_origins(&["ftp://shop.example".into()]).is_err());
+    }
+
+    #[test]
+    fn origin_matching_is_exact_or_subdomain_wildcard() {
+        let allowed = vec!["https://shop.example".to_string(), "https://*.brand.example".to_string()];
+        assert!(origin_allowed(&allowed, "https://shop.example"));
+        assert!(!origin_allowed(&allowed, "http://shop.example"));
+        assert!(!origin_allowed(&allowed, "https://evilshop.example"));
+        assert!(origin_allowed(&allowed, "https://es.brand.example"));
+        assert!(!origin_allowed(&allowed, "https://brand.example"));
+        assert!(!origin_allowed(&allowed, "https://evilbrand.example"));
+        assert!(!origin_allowed(&[], "https://shop.example"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure Rust: everything here runs and is unit-tested on the host.
+
+pub mod api_key;
+pub mod client;
+pub mod cursor;
+pub mod generation;
+pub mod ids;
+pub mod image;
+pub mod input;
+pub mod session;
+pub mod time;

@@ -1,0 +1,4 @@
+//! FAL: the model registry (pure) and the HTTP client (glue).
+
+pub mod client;
+pub mod models;

@@ -1,0 +1,246 @@
+//! The one place that knows how our model names map to FAL endpoints, what
+//! input each endpoint takes, and how to read what FAL answers.
+
+use crate::domain::generation::{GenerationRequest, Model, ModelOptions};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub const DEFAULT_TRY_ON_PROMPT: &str = "Dress the person in the first image in the garment(s) shown in the other image(s). \
+Keep the person's face, hair, body shape, skin tone, pose and the background exactly as they are. \
+Fit each garment naturally to the body with realistic fabric drape, folds, lighting and shadows, \
+keeping the garments' colours, patterns, logos and textures faithful. Produce one photorealistic image.";
+
+#[derive(Clone, Debug)]
+pub struct ModelRegistry {
+    virtual_try_on: String,
+    nano_banana_pro: String,
+}
+
+impl Default for ModelRegistry {
+    fn default() -> Self {
+        Self {
+            virtual_try_on: "fal-ai/image-apps-v2/virtual-try-on".into(),
+            nano_banana_pro: "fal-ai/nano-banana-pro/edit".into(),
+        }
+    }
+}
+
+impl ModelRegistry {
+    /// Defaults, overridden by a JSON object such as
+    /// `{"nano-banana-pro": "fal-ai/nano-banana-pro/v2/edit"}` from configuration.
+    pub fn with_overrides(overrides: Option<&str>) -> Result<Self, String> {
+        let mut registry = Self::default();
+        let Some(raw) = overrides.filter(|s| !s.trim().is_empty()) else {
+            return Ok(registry);
+        };
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(raw).map_err(|e| format!("FAL_MODEL_ENDPOINTS is not a JSON object of strings: {e}"))?;
+        for (name, endpoint) in map {
+            let model = Model::parse(&name).ok_or_else(|| format!("FAL_MODEL_ENDPOINTS names unknown model `{name}`"))?;
+            let valid = !endpoint.is_empty()
+                && endpoint.split('/').all(|seg| !seg.is_empty() && !seg.starts_with('.') && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+            if !valid {
+                return Err(format!("FAL_MODEL_ENDPOINTS has an invalid endpoint `{endpoint}`"));
+            }
+            match model {
+                Model::VirtualTryOn => registry.virtual_try_on = endpoint,
+                Model::NanoBananaPro => registry.nano_banana_pro = endpoint,
+            }
+        }
+        Ok(registry)
+    }
+
+    pub fn endpoint(&self, model: Model) -> &str {
+        match model {
+            Model::VirtualTryOn => &self.virtual_try_on,
+            Model::NanoBananaPro => &self.nano_banana_pro,
+        }
+    }
+}
+
+/// The JSON body FAL expects for this request.
+pub fn fal_input(req: &GenerationRequest) -> Value {
+    match &req.options {
+        ModelOptions::VirtualTryOn { preserve_pose } => json!({
+            "person_image_url": req.person.as_str(),
+            "clothing_image_url": req.garments[0].as_str(),
+            "preserve_pose": preserve_pose,
+        }),
+        ModelOptions::NanoBananaPro { prompt, aspect_ratio, resolution, output_format } => {
+            let image_urls: Vec<&str> =
+                std::iter::once(&req.person).chain(&req.garments).map(|i| i.as_str()).collect();
+            let mut input = json!({
+                "prompt": prompt.as_deref().unwrap_or(DEFAULT_TRY_ON_PROMPT),
+                "image_urls": image_urls,
+                "num_images": 1,
+            });
+            for (key, value) in [("aspect_ratio", aspect_ratio), ("resolution", resolution), ("output_format", output_format)] {
+                if let Some(v) = value {
+                    input[key] = json!(v);
+                }
+            }
+            input
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct FalImage {
+    pub url: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FalOutput {
+    pub image: FalImage,
+    pub description: Option<String>,
+}
+
+/// Why a FAL call did not produce an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FalFailure {
+    /// FAL refused the input (400/422): the shopper's images, usually.
+    Rejected { reason: String },
+    /// FAL refused our credentials: an operator problem, never the client's.
+    Unauthorized { status: u16 },
+    /// FAL is overloaded or rate limiting us.
+    Busy,
+    /// FAL failed (5xx or an unexpected status).
+    Failed { status: u16, reason: String },
+    Timeout { after_ms: u64 },
+    /// FAL answered 2xx with a body we cannot read.
+    Malformed { reason: String },
+    /// The connection failed before an answer.
+    Network { reason: String },
+}
+
+impl FalFailure {
+    /// The sentence stored with the generation row and shown to admins.
+    pub fn describe(&self) -> String {
+        match self {
+            FalFailure::Rejected { reason } => format!("FAL rejected the input: {reason}"),
+            FalFailure::Unauthorized { status: 0 } => "FAL_KEY is not configured".into(),
+            FalFailure::Unauthorized { status } => format!("FAL refused our credentials (HTTP {status})"),
+            FalFailure::Busy => "FAL is rate limiting or overloaded (HTTP 429)".into(),
+            FalFailure::Failed { status, reason } => format!("FAL failed with HTTP {status}: {reason}"),
+            FalFailure::Timeout { after_ms } => format!("FAL did not answer within {after_ms} ms"),
+            FalFailure::Malformed { reason } => format!("FAL answered with an unreadable body: {reason}"),
+            FalFailure::Network { reason } => format!("could not reach FAL: {reason}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawOutput {
+    images: Vec<FalImage>,
+    description: Option<String>,
+}
+
+pub fn interpret_response(status: u16, body: &str) -> Result<FalOutput, FalFailure> {
+    match status {
+        200..=299 => parse_output(body),
+        400 | 422 => Err(FalFailure::Rejected { reason: error_reason(body) }),
+        401 | 403 => Err(FalFailure::Unauthorized { status }),
+        429 => Err(FalFailure::Busy),
+        _ => Err(FalFailure::Failed { status, reason: error_reason(body) }),
+    }
+}
+
+pub fn parse_output(body: &str) -> Result<FalOutput, FalFailure> {
+    let raw: RawOutput = serde_json::from_str(body).map_err(|e| FalFailure::Malformed { reason: e.to_string() })?;
+    let image = raw
+        .images
+        .into_iter()
+        .next()
+        .ok_or_else(|| FalFailure::Malformed { reason: "no image in the output".into() })?;
+    if url::Url::parse(&image.url).is_err() && !image.url.starts_with("data:") {
+        return Err(FalFailure::Malformed { reason: "the image URL is not a URL".into() });
+    }
+    Ok(FalOutput { image, description: raw.description })
+}
+
+/// FAL errors carry `detail` as a sentence or as a list of validation errors
+/// (`[{loc, msg, type}]`); either way we want one readable line.
+pub fn error_reason(body: &str) -> String {
+    const MAX: usize = 500;
+    let reason = match serde_json::from_str::<Value>(body) {
+        Ok(v) => match &v["detail"] {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let field = item["loc"].as_array().and_then(|l| l.last()).and_then(Value::as_str);
+                    let msg = item["msg"].as_str().unwrap_or("invalid");
+                    match field {
+                        Some(f) => format!("{f}: {msg}"),
+                        None => msg.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Value::Null => v.get("error").and_then(Value::as_str).unwrap_or("no details").to_string(),
+            other => other.to_string(),
+        },
+        Err(_) if body.trim().is_empty() => "no details".to_string(),
+        Err(_) => body.trim().to_string(),
+    };
+    reason.chars().take(MAX).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::image::ImagePolicy;
+
+    fn request(v: Value) -> GenerationRequest {
+        let policy = ImagePolicy { allow_loopback_http: false, max_data_uri_bytes: 1 << 20 };
+        GenerationRequest::from_json(v.to_string().as_bytes(), &policy).unwrap()
+    }
+
+    #[test]
+    fn try_on_input_uses_fal_field_names() {
+        let r = request(json!({"model":"fal-virtual-try-on","person_image_url":"https://a/p.jpg","garment_image_urls":["https://a/g.jpg"],"preserve_pose":false}));
+        assert_eq!(fal_input(&r), json!({"person_image_url":"https://a/p.jpg","clothing_image_url":"https://a/g.jpg","preserve_pose":false}));
+        assert_eq!(ModelRegistry::default().endpoint(r.model), "fal-ai/image-apps-v2/virtual-try-on");
+    }
+
+    #[test]
+    fn nano_banana_input_puts_the_person_first_and_defaults_the_prompt() {
+        let r = request(json!({"model":"nano-banana-pro","person_image_url":"https://a/p.jpg","garment_image_urls":["https://a/g1.jpg","https://a/g2.jpg"],"resolution":"2K"}));
+        let input = fal_input(&r);
+        assert_eq!(input["image_urls"], json!(["https://a/p.jpg","https://a/g1.jpg","https://a/g2.jpg"]));
+        assert_eq!(input["num_images"], 1);
+        assert_eq!(input["prompt"], DEFAULT_TRY_ON_PROMPT);
+        assert_eq!(input["resolution"], "2K");
+        assert!(input.get("aspect_ratio").is_none());
+    }
+
+    #[test]
+    fn endpoints_can_be_overridden_but_not_with_nonsense() {
+        let r = ModelRegistry::with_overrides(Some(r#"{"nano-banana-pro":"fal-ai/nano-banana-pro/v2/edit"}"#)).unwrap();
+        assert_eq!(r.endpoint(Model::NanoBananaPro), "fal-ai/nano-banana-pro/v2/edit");
+        assert_eq!(r.endpoint(Model::VirtualTryOn), "fal-ai/image-apps-v2/virtual-try-on");
+        assert!(ModelRegistry::with_overrides(Some(r#"{"gpt":"x"}"#)).is_err());
+        assert!(ModelRegistry::with_overrides(Some(r#"{"nano-banana-pro":"../../admin"}"#)).is_err());
+        assert!(ModelRegistry::with_overrides(Some("")).is_ok());
+    }
+
+    #[test]
+    fn responses_map_to_outputs_and_failures() {
+        let ok = r#"{"images":[{"url":"https://v3.fal.media/x.png","width":768,"height":1024,"content_type":"image/png"}],"description":"done"}"#;
+        let out = interpret_response(200, ok).unwrap();
+        assert_eq!(out.image.url, "https://v3.fal.media/x.png");
+        assert_eq!(out.description.as_deref(), Some("done"));
+
+        let invalid = r#"{"detail":[{"loc":["body","person_image_url"],"msg":"Could not download image","type":"image_load_error"}]}"#;
+        assert_eq!(interpret_response(422, invalid), Err(FalFailure::Rejected { reason: "person_image_url: Could not download image".into() }));
+        assert_eq!(interpret_response(500, r#"{"detail":"Internal error"}"#), Err(FalFailure::Failed { status: 500, reason: "Internal error".into() }));
+        assert_eq!(interpret_response(401, ""), Err(FalFailure::Unauthorized { status: 401 }));
+        assert_eq!(interpret_response(429, ""), Err(FalFailure::Busy));
+        assert!(matches!(interpret_response(200, "{not json"), Err(FalFailure::Malformed { .. })));
+        assert!(matches!(interpret_response(200, r#"{"images":[]}"#), Err(FalFailure::Malformed { .. })));
+        assert_eq!(error_reason("<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
+    }
+}

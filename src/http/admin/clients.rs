@@ -1,0 +1,167 @@
+//! Clients and their keys: list, create, show, update, rotate, revoke.
+
+use crate::auth::{require_admin, require_same_origin};
+use crate::domain::api_key::ApiKey;
+use crate::domain::client::{ClientChanges, NewClient};
+use crate::domain::cursor::Cursor;
+use crate::domain::ids::{new_id, ClientId};
+use crate::domain::input::parse_json;
+use crate::domain::time::to_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{json, page_params, query_pairs, read_json_body, split_page, Ctx};
+use crate::store::clients::{self as store, ClientRow, KeyRow};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use worker::{Request, Response};
+
+const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+
+pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    require_admin(req, ctx).await?;
+    let (limit, after) = page_params(&query_pairs(req)?)?;
+    let rows = store::list(&ctx.db, limit + 1, after.as_ref()).await?;
+    let (rows, next_cursor) = split_page(rows, limit, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let keys = store::keys_of(&ctx.db, &ids).await?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let own: Vec<&KeyRow> = keys.iter().filter(|k| k.client_id == row.id).collect();
+            client_view(row, &own, ctx.now)
+        })
+        .collect();
+    json(200, &json!({ "data": data, "next_cursor": next_cursor }))
+}
+
+pub async fn create(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    require_admin(req, ctx).await?;
+    let body = read_json_body(req, 64 * 1024).await?;
+    let new = NewClient::from_json(&body)?;
+    let id = ClientId::generate();
+    let key = ApiKey::generate(&id);
+    let key_id = new_id("key");
+    store::create(&ctx.db, &id, &new, &key, &key_id, ctx.now).await?;
+    let row = store::get(&ctx.db, &id).await?.ok_or_else(|| ApiError::Internal("client vanished after insert".into()))?;
+    let keys = store::keys(&ctx.db, &id).await?;
+    json(
+        201,
+        &json!({
+            "client": client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now),
+            "api_key": key.reveal(),
+            "api_key_notice": "This is the only time the full key is shown. Store it now; only its prefix is kept.",
+        }),
+    )
+}
+
+pub async fn show(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    require_admin(req, ctx).await?;
+    let (row, keys) = load(ctx, id).await?;
+    json(200, &client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now))
+}
+
+pub async fn update(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    require_admin(req, ctx).await?;
+    let client = parse_client_id(id)?;
+    let body = read_json_body(req, 64 * 1024).await?;
+    let changes = ClientChanges::from_json(&body)?;
+    let row = store::update(&ctx.db, &client, &changes, ctx.now).await?.ok_or_else(no_such_client)?;
+    let keys = store::keys(&ctx.db, &client).await?;
+    json(200, &client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    #[serde(default)]
+    grace_period_seconds: u64,
+}
+
+/// Issues a new key. The client's other keys stop working at once, or after
+/// `grace_period_seconds` (at most 7 days) so a shop can deploy the new key first.
+pub async fn rotate_key(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    require_admin(req, ctx).await?;
+    let (row, _) = load(ctx, id).await?;
+    let body = req.bytes().await.unwrap_or_default();
+    let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) { Rotation::default() } else { parse_json(&body)? };
+    if rotation.grace_period_seconds > MAX_GRACE_SECONDS {
+        return Err(ApiError::invalid("invalid_grace_period", format!("`grace_period_seconds` must be at most {MAX_GRACE_SECONDS}")));
+    }
+    let client = parse_client_id(&row.id)?;
+    let key = ApiKey::generate(&client);
+    let key_id = new_id("key");
+    let grace_ms = rotation.grace_period_seconds * 1000;
+    store::rotate_key(&ctx.db, &key, &key_id, ctx.now, grace_ms).await?;
+    let keys = store::keys(&ctx.db, &client).await?;
+    json(
+        201,
+        &json!({
+            "key": keys.iter().find(|k| k.id == key_id).map(|k| key_view(k, ctx.now)),
+            "api_key": key.reveal(),
+            "api_key_notice": "This is the only time the full key is shown. Store it now; only its prefix is kept.",
+            "previous_keys_expire_at": to_rfc3339(ctx.now + grace_ms),
+            "client": client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now),
+        }),
+    )
+}
+
+pub async fn revoke_key(req: &mut Request, ctx: &Ctx, id: &str, key_id: &str) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    require_admin(req, ctx).await?;
+    let client = parse_client_id(id)?;
+    if !store::revoke_key(&ctx.db, &client, key_id, ctx.now).await? {
+        return Err(ApiError::not_found("no such key for this client"));
+    }
+    let keys = store::keys(&ctx.db, &client).await?;
+    let key = keys.iter().find(|k| k.id == key_id).ok_or_else(|| ApiError::not_found("no such key for this client"))?;
+    json(200, &key_view(key, ctx.now))
+}
+
+pub fn parse_client_id(id: &str) -> ApiResult<ClientId> {
+    ClientId::parse(id).ok_or_else(no_such_client)
+}
+
+fn no_such_client() -> ApiError {
+    ApiError::not_found("no such client")
+}
+
+async fn load(ctx: &Ctx, id: &str) -> ApiResult<(ClientRow, Vec<KeyRow>)> {
+    let client = parse_client_id(id)?;
+    let row = store::get(&ctx.db, &client).await?.ok_or_else(no_such_client)?;
+    let keys = store::keys(&ctx.db, &client).await?;
+    Ok((row, keys))
+}
+
+pub fn client_view(row: &ClientRow, keys: &[&KeyRow], now: u64) -> Value {
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "email": row.email,
+        "active": row.is_active(),
+        "usage_limit": row.usage_limit,
+        "rate_limit_per_minute": row.rate_limit_per_minute,
+        "allowed_origins": row.origins(),
+        "created_at": to_rfc3339(row.created_at),
+        "updated_at": to_rfc3339(row.updated_at),
+        "keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),
+    })
+}
+
+fn key_view(k: &KeyRow, now: u64) -> Value {
+    let status = match (k.revoked_at, k.expires_at) {
+        (Some(_), _) => "revoked",
+        (None, Some(t)) if t <= now => "expired",
+        (None, Some(_)) => "expiring",
+        (None, None) => "active",
+    };
+    json!({
+        "id": k.id,
+        "prefix": k.prefix,
+        "status": status,
+        "created_at": to_rfc3339(k.created_at),
+        "expires_at": k.expires_at.map(to_rfc3339),
+        "revoked_at": k.revoked_at.map(to_rfc3339),
+    })
+}

@@ -1,0 +1,67 @@
+//! `GET /admin/clients/{id}/metrics` and `GET /admin/generations`.
+
+use super::clients::parse_client_id;
+use crate::auth::require_admin;
+use crate::domain::generation::Model;
+use crate::domain::time::{parse_rfc3339, to_rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::http::generations::{admin_view, page};
+use crate::http::{json, page_params, query_pairs, query_value, Ctx};
+use crate::store::{clients, generations};
+use serde_json::{json, Map, Value};
+use worker::{Request, Response};
+
+pub async fn client_metrics(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    require_admin(req, ctx).await?;
+    let client = parse_client_id(id)?;
+    let row = clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
+    let metrics = generations::client_metrics(&ctx.db, &client).await?;
+    let success: u64 = metrics.by_model.iter().map(|m| m.success).sum();
+    let error: u64 = metrics.by_model.iter().map(|m| m.error).sum();
+    let by_model: Map<String, Value> = metrics
+        .by_model
+        .iter()
+        .map(|m| (m.model.clone(), json!(m.success + m.error)))
+        .collect();
+    json(
+        200,
+        &json!({
+            "client_id": row.id,
+            "client_name": row.name,
+            "total_generations": success + error,
+            "success_count": success,
+            "error_count": error,
+            "last_generation_at": metrics.last_generation_at.map(to_rfc3339),
+            "generations_by_model": by_model,
+            "recent_events": metrics.recent.iter().map(admin_view).collect::<Vec<_>>(),
+        }),
+    )
+}
+
+pub async fn generations(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    require_admin(req, ctx).await?;
+    let query = query_pairs(req)?;
+    let (limit, after) = page_params(&query)?;
+    let bad = |message: &str| ApiError::bad_request("invalid_query", message.to_string());
+    let time = |name: &str| -> ApiResult<Option<u64>> {
+        query_value(&query, name)
+            .map(|v| parse_rfc3339(v).ok_or_else(|| bad(&format!("`{name}` must be an RFC 3339 time such as 2026-01-31T00:00:00Z"))))
+            .transpose()
+    };
+    let filter = generations::Filter {
+        client_id: query_value(&query, "client_id")
+            .map(|v| parse_client_id(v).map(|c| c.to_string()).map_err(|_| bad("`client_id` is not a client id")))
+            .transpose()?,
+        status: query_value(&query, "status")
+            .map(|v| generations::Outcome::parse(v).ok_or_else(|| bad("`status` must be success or error")))
+            .transpose()?,
+        model: query_value(&query, "model")
+            .map(|v| Model::parse(v).map(|m| m.as_str().to_string()).ok_or_else(|| bad("`model` is not a model we offer")))
+            .transpose()?,
+        from_ms: time("from")?,
+        to_ms: time("to")?,
+        after,
+    };
+    let rows = generations::list(&ctx.db, &filter, limit + 1).await?;
+    json(200, &page(rows, limit, admin_view))
+}

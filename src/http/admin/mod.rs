@@ -1,0 +1,5 @@
+//! The admin API: sessions, clients and their keys, metrics.
+
+pub mod clients;
+pub mod metrics;
+pub mod session;

@@ -1,0 +1,67 @@
+//! `POST /admin/login`, `POST /admin/logout`, `GET /admin/session`.
+
+use crate::auth::{require_admin, require_same_origin};
+use crate::domain::input::parse_json;
+use crate::domain::session::{clear_cookie, token_from_cookie_header, SessionToken, ABSOLUTE_LIFETIME_MS};
+use crate::domain::time::to_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{header, json, read_json_body, Ctx};
+use crate::store::sessions;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use worker::{Request, Response};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    password: String,
+}
+
+pub async fn login(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    let expected = ctx.config.admin_password_digest.ok_or_else(|| ApiError::Unavailable {
+        message: "admin login is disabled: ADMIN_PASSWORD is not set".into(),
+    })?;
+    let body = read_json_body(req, 4096).await?;
+    let login: Login = parse_json(&body)?;
+    // Comparing fixed-size digests in constant time reveals neither the
+    // password's length nor how much of a guess was right.
+    let given: [u8; 32] = Sha256::digest(login.password.as_bytes()).into();
+    if !bool::from(given.ct_eq(&expected)) {
+        return Err(ApiError::unauthenticated("invalid_credentials", "wrong password"));
+    }
+    let token = SessionToken::generate();
+    let expires_at = ctx.now + ABSOLUTE_LIFETIME_MS;
+    sessions::create(&ctx.db, &token.hash(), ctx.now, expires_at).await?;
+    let mut response = json(200, &json!({ "authenticated": true, "expires_at": to_rfc3339(expires_at) }))?;
+    response.headers_mut().set("set-cookie", &token.set_cookie(ABSOLUTE_LIFETIME_MS))?;
+    Ok(response)
+}
+
+pub async fn logout(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    let token = header(req, "cookie")
+        .as_deref()
+        .and_then(token_from_cookie_header)
+        .and_then(SessionToken::parse);
+    if let Some(token) = token {
+        sessions::delete(&ctx.db, &token.hash()).await?;
+    }
+    let mut response = json(200, &json!({ "authenticated": false }))?;
+    response.headers_mut().set("set-cookie", &clear_cookie())?;
+    Ok(response)
+}
+
+pub async fn show(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    let session = require_admin(req, ctx).await?;
+    json(
+        200,
+        &json!({
+            "authenticated": true,
+            "expires_at": to_rfc3339(session.expires_at),
+            "idle_expires_at": to_rfc3339(session.idle_expires_at),
+        }),
+    )
+}

@@ -1,0 +1,142 @@
+//! HTTP glue: one file per resource (parse → call → respond), the request
+//! context, and the helpers every handler shares.
+
+pub mod admin;
+pub mod generate;
+pub mod generations;
+
+use crate::config::Config;
+use crate::domain::cursor::{page_size, Cursor};
+use crate::error::{ApiError, ApiResult};
+use crate::router::{resolve, Route, RouteError};
+use serde::Serialize;
+use std::rc::Rc;
+use worker::{Context, D1Database, Env, Request, Response};
+
+/// What a handler needs: settings, bindings and the request's clock.
+pub struct Ctx {
+    pub config: Rc<Config>,
+    pub env: Env,
+    pub db: D1Database,
+    pub wait: Context,
+    /// Milliseconds since the epoch for this request (see `Config::test_clock`).
+    pub now: u64,
+}
+
+pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
+    let result = match resolve(&req.method(), &req.path()) {
+        Ok(route) => dispatch(route, &mut req, &ctx).await,
+        Err(RouteError::NotFound) => Err(ApiError::not_found("no such endpoint")),
+        Err(RouteError::MethodNotAllowed(allowed)) => Err(ApiError::MethodNotAllowed { allowed }),
+    };
+    let mut response = result.unwrap_or_else(error_response);
+    let headers = response.headers_mut();
+    let _ = headers.set("x-content-type-options", "nosniff");
+    if !headers.has("cache-control").unwrap_or(false) {
+        let _ = headers.set("cache-control", "no-store");
+    }
+    response
+}
+
+async fn dispatch(route: Route, req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    use admin::{clients, metrics, session};
+    match route {
+        Route::Health => json(200, &serde_json::json!({ "status": "ok" })),
+        Route::Generate => generate::generate(req, ctx).await,
+        Route::ListGenerations => generations::list(req, ctx).await,
+        Route::AdminLogin => session::login(req, ctx).await,
+        Route::AdminLogout => session::logout(req, ctx).await,
+        Route::AdminSession => session::show(req, ctx).await,
+        Route::AdminListClients => clients::list(req, ctx).await,
+        Route::AdminCreateClient => clients::create(req, ctx).await,
+        Route::AdminGetClient(id) => clients::show(req, ctx, &id).await,
+        Route::AdminUpdateClient(id) => clients::update(req, ctx, &id).await,
+        Route::AdminRotateKey(id) => clients::rotate_key(req, ctx, &id).await,
+        Route::AdminRevokeKey { client_id, key_id } => clients::revoke_key(req, ctx, &client_id, &key_id).await,
+        Route::AdminClientMetrics(id) => metrics::client_metrics(req, ctx, &id).await,
+        Route::AdminGenerations => metrics::generations(req, ctx).await,
+    }
+}
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
+    let mut response = Response::from_json(value)?.with_status(status);
+    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+    Ok(response)
+}
+
+pub fn error_response(error: ApiError) -> Response {
+    if let Some(line) = error.log_line() {
+        worker::console_error!("{line}");
+    }
+    let mut response = match json(error.status(), &error.body()) {
+        Ok(r) => r,
+        Err(_) => return Response::error("internal error", 500).expect("a 500 response can be built"),
+    };
+    let headers = response.headers_mut();
+    match &error {
+        ApiError::MethodNotAllowed { allowed } => {
+            let _ = headers.set("allow", &allowed.join(", "));
+        }
+        ApiError::TooManyRequests { retry_after_s, .. } => {
+            let _ = headers.set("retry-after", &retry_after_s.to_string());
+        }
+        _ => {}
+    }
+    response
+}
+
+/// Reads a JSON body, refusing other media types (415) and bodies over the cap
+/// (413) before parsing anything.
+pub async fn read_json_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>> {
+    let content_type = header(req, "content-type").unwrap_or_default().to_ascii_lowercase();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type != "application/json" && !media_type.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > max_bytes) {
+        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
+    }
+    let body = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+    if body.len() > max_bytes {
+        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
+    }
+    Ok(body)
+}
+
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+/// Query parameters as (name, value) pairs.
+pub fn query_pairs(req: &Request) -> ApiResult<Vec<(String, String)>> {
+    let url = req.url()?;
+    Ok(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+}
+
+pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// `limit` and `cursor` from the query string.
+pub fn page_params(query: &[(String, String)]) -> ApiResult<(u32, Option<Cursor>)> {
+    let limit = page_size(query_value(query, "limit"))
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "`limit` must be a whole number from 1 to 100"))?;
+    let after = match query_value(query, "cursor") {
+        None | Some("") => None,
+        Some(raw) => Some(
+            Cursor::decode(raw)
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned"))?,
+        ),
+    };
+    Ok((limit, after))
+}
+
+/// Lists ask storage for `limit + 1` rows to learn whether another page exists;
+/// this keeps `limit` of them and the cursor to the next page, if any.
+pub fn split_page<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = if has_more { rows.last().map(|r| cursor_of(r).encode()) } else { None };
+    (rows, next)
+}

@@ -1,0 +1,198 @@
+//! Clients and their API keys.
+
+use super::{all, batch, execute, first, statement, Arg};
+use crate::args;
+use crate::domain::api_key::{ApiKey, KeyHash};
+use crate::domain::client::{ClientChanges, NewClient};
+use crate::domain::cursor::Cursor;
+use crate::domain::ids::ClientId;
+use crate::error::ApiResult;
+use serde::{Deserialize, Serialize};
+use worker::D1Database;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub active: i64,
+    pub usage_limit: u64,
+    pub rate_limit_per_minute: u64,
+    pub allowed_origins: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl ClientRow {
+    pub fn is_active(&self) -> bool {
+        super::is_true(self.active)
+    }
+
+    pub fn origins(&self) -> Vec<String> {
+        serde_json::from_str(&self.allowed_origins).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct KeyRow {
+    pub id: String,
+    pub client_id: String,
+    pub prefix: String,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    pub revoked_at: Option<u64>,
+}
+
+impl KeyRow {
+    pub fn is_usable(&self, now: u64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+const CLIENT_COLUMNS: &str =
+    "id, name, email, active, usage_limit, rate_limit_per_minute, allowed_origins, created_at, updated_at";
+const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
+
+fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<worker::D1PreparedStatement> {
+    statement(
+        db,
+        "INSERT INTO api_keys (id, client_id, key_hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        args![key_id, key.client_id().as_str(), key.hash().0, key.display_prefix(), now],
+    )
+}
+
+/// Creates the client and its first key in one transaction.
+pub async fn create(db: &D1Database, id: &ClientId, new: &NewClient, key: &ApiKey, key_id: &str, now: u64) -> ApiResult<()> {
+    let origins = serde_json::to_string(&new.allowed_origins)?;
+    let client = statement(
+        db,
+        "INSERT INTO clients (id, name, email, active, usage_limit, rate_limit_per_minute, allowed_origins, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?7)",
+        args![id.as_str(), &new.name, new.email.clone(), new.usage_limit, new.rate_limit_per_minute, origins, now],
+    )?;
+    batch(db, vec![client, insert_key(db, key_id, key, now)?]).await?;
+    Ok(())
+}
+
+pub async fn get(db: &D1Database, id: &ClientId) -> ApiResult<Option<ClientRow>> {
+    first(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id.as_str()]).await
+}
+
+/// Newest first, cursor-paginated.
+pub async fn list(db: &D1Database, limit: u32, after: Option<&Cursor>) -> ApiResult<Vec<ClientRow>> {
+    let (at, id) = after.map_or((u64::MAX >> 11, String::new()), |c| (c.created_at, c.id.clone()));
+    all(
+        db,
+        &format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients
+             WHERE ?3 = '' OR created_at < ?1 OR (created_at = ?1 AND id < ?3)
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ),
+        args![at, limit, id],
+    )
+    .await
+}
+
+/// Applies the changes and returns the updated row, or `None` if there is no such client.
+pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now: u64) -> ApiResult<Option<ClientRow>> {
+    let mut sets = vec!["updated_at = ?1".to_string()];
+    let mut values: Vec<Arg> = args![now];
+    let mut set = |column: &str, value: Arg| {
+        values.push(value);
+        sets.push(format!("{column} = ?{}", values.len()));
+    };
+    if let Some(name) = &changes.name {
+        set("name", name.into());
+    }
+    if let Some(email) = &changes.email {
+        set("email", email.clone().into());
+    }
+    if let Some(active) = changes.active {
+        set("active", active.into());
+    }
+    if let Some(limit) = changes.usage_limit {
+        set("usage_limit", limit.into());
+    }
+    if let Some(limit) = changes.rate_limit_per_minute {
+        set("rate_limit_per_minute", limit.into());
+    }
+    if let Some(origins) = &changes.allowed_origins {
+        set("allowed_origins", serde_json::to_string(origins)?.into());
+    }
+    values.push(id.as_str().into());
+    let sql = format!(
+        "UPDATE clients SET {} WHERE id = ?{} RETURNING {CLIENT_COLUMNS}",
+        sets.join(", "),
+        values.len()
+    );
+    first(db, &sql, values).await
+}
+
+pub async fn keys(db: &D1Database, id: &ClientId) -> ApiResult<Vec<KeyRow>> {
+    all(
+        db,
+        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE client_id = ?1 ORDER BY created_at DESC"),
+        args![id.as_str()],
+    )
+    .await
+}
+
+/// Keys of several clients at once (the admin list), in one query.
+pub async fn keys_of(db: &D1Database, ids: &[String]) -> ApiResult<Vec<KeyRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    all(
+        db,
+        &format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE client_id IN (SELECT value FROM json_each(?1)) ORDER BY created_at DESC"
+        ),
+        args![serde_json::to_string(ids)?],
+    )
+    .await
+}
+
+/// Adds `key` and retires the client's other usable keys: at once when
+/// `grace_ms` is zero, otherwise at `now + grace_ms`.
+pub async fn rotate_key(db: &D1Database, key: &ApiKey, key_id: &str, now: u64, grace_ms: u64) -> ApiResult<()> {
+    let client = key.client_id().as_str();
+    let retire = if grace_ms == 0 {
+        statement(
+            db,
+            "UPDATE api_keys SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
+            args![client, now],
+        )?
+    } else {
+        statement(
+            db,
+            "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?2), ?2)
+             WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
+            args![client, now + grace_ms, now],
+        )?
+    };
+    batch(db, vec![retire, insert_key(db, key_id, key, now)?]).await?;
+    Ok(())
+}
+
+/// Revokes one key of one client. Returns false if the client has no such key.
+pub async fn revoke_key(db: &D1Database, client: &ClientId, key_id: &str, now: u64) -> ApiResult<bool> {
+    let changed = execute(
+        db,
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE client_id = ?1 AND id = ?2",
+        args![client.as_str(), key_id, now],
+    )
+    .await?;
+    Ok(changed > 0)
+}
+
+/// The client a key belongs to, if the key is usable now.
+pub async fn find_by_key(db: &D1Database, hash: &KeyHash, client: &ClientId, now: u64) -> ApiResult<Option<ClientRow>> {
+    first(
+        db,
+        "SELECT c.id, c.name, c.email, c.active, c.usage_limit, c.rate_limit_per_minute, c.allowed_origins, c.created_at, c.updated_at
+         FROM api_keys k JOIN clients c ON c.id = k.client_id
+         WHERE k.key_hash = ?1 AND k.client_id = ?2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?3)",
+        args![hash.0.clone(), client.as_str(), now],
+    )
+    .await
+}

@@ -1,0 +1,179 @@
+//! Every generation attempt, and the daily rollups kept beside them.
+
+use super::{all, batch, first, statement, Arg};
+use crate::args;
+use crate::domain::cursor::Cursor;
+use crate::domain::ids::ClientId;
+use crate::domain::time::day_number;
+use crate::error::ApiResult;
+use serde::{Deserialize, Serialize};
+use worker::D1Database;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "error" => Some(Outcome::Error),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerationRow {
+    pub id: String,
+    pub client_id: String,
+    pub model: String,
+    pub status: Outcome,
+    pub endpoint: String,
+    pub duration_ms: u64,
+    pub fal_duration_ms: Option<u64>,
+    pub image_url: Option<String>,
+    pub error: Option<String>,
+    pub garments_count: u64,
+    pub cold_start: i64,
+    pub job_id: Option<String>,
+    pub created_at: u64,
+}
+
+const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
+
+/// The generation row and its rollup, written in one round trip and one transaction.
+pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<worker::D1PreparedStatement>> {
+    let insert = statement(
+        db,
+        &format!("INSERT INTO generations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        args![
+            &g.id, &g.client_id, &g.model, g.status.as_str(), &g.endpoint, g.duration_ms, g.fal_duration_ms,
+            g.image_url.clone(), g.error.clone(), g.garments_count, g.cold_start == 1, g.job_id.clone(), g.created_at
+        ],
+    )?;
+    let (success, error) = match g.status {
+        Outcome::Success => (1u64, 0u64),
+        Outcome::Error => (0, 1),
+    };
+    let rollup = statement(
+        db,
+        "INSERT INTO usage_daily (client_id, day, model, success_count, error_count, duration_ms_sum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (client_id, day, model) DO UPDATE SET
+           success_count = success_count + excluded.success_count,
+           error_count = error_count + excluded.error_count,
+           duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum",
+        args![&g.client_id, day_number(g.created_at), &g.model, success, error, g.duration_ms],
+    )?;
+    Ok(vec![insert, rollup])
+}
+
+pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<()> {
+    batch(db, record_statements(db, g)?).await?;
+    Ok(())
+}
+
+/// One client's history, newest first.
+pub async fn list_for_client(db: &D1Database, client: &ClientId, limit: u32, after: Option<&Cursor>) -> ApiResult<Vec<GenerationRow>> {
+    let mut filter = Filter { client_id: Some(client.as_str().to_string()), ..Filter::default() };
+    filter.after = after.cloned();
+    list(db, &filter, limit).await
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub client_id: Option<String>,
+    pub status: Option<Outcome>,
+    pub model: Option<String>,
+    pub from_ms: Option<u64>,
+    pub to_ms: Option<u64>,
+    pub after: Option<Cursor>,
+}
+
+pub async fn list(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult<Vec<GenerationRow>> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<Arg> = Vec::new();
+    let mut push = |sql: &str, args: Vec<Arg>| {
+        let mut sql = sql.to_string();
+        for (i, a) in args.into_iter().enumerate() {
+            values.push(a);
+            sql = sql.replace(&format!("${}", i + 1), &format!("?{}", values.len()));
+        }
+        conditions.push(sql);
+    };
+    if let Some(c) = &filter.client_id {
+        push("client_id = $1", args![c]);
+    }
+    if let Some(s) = filter.status {
+        push("status = $1", args![s.as_str()]);
+    }
+    if let Some(m) = &filter.model {
+        push("model = $1", args![m]);
+    }
+    if let Some(from) = filter.from_ms {
+        push("created_at >= $1", args![from]);
+    }
+    if let Some(to) = filter.to_ms {
+        push("created_at < $1", args![to]);
+    }
+    if let Some(c) = &filter.after {
+        push("(created_at < $1 OR (created_at = $1 AND id < $2))", args![c.created_at, &c.id]);
+    }
+    values.push(limit.into());
+    let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM generations {where_clause} ORDER BY created_at DESC, id DESC LIMIT ?{}",
+        values.len()
+    );
+    all(db, &sql, values).await
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ModelTotals {
+    pub model: String,
+    pub success: u64,
+    pub error: u64,
+}
+
+pub struct ClientMetrics {
+    pub by_model: Vec<ModelTotals>,
+    pub last_generation_at: Option<u64>,
+    pub recent: Vec<GenerationRow>,
+}
+
+/// Totals from the rollups, the last generation and the 50 most recent events:
+/// three index reads in one round trip.
+pub async fn client_metrics(db: &D1Database, client: &ClientId) -> ApiResult<ClientMetrics> {
+    let id = client.as_str();
+    let results = batch(
+        db,
+        vec![
+            statement(
+                db,
+                "SELECT model, SUM(success_count) AS success, SUM(error_count) AS error
+                 FROM usage_daily WHERE client_id = ?1 GROUP BY model ORDER BY model",
+                args![id],
+            )?,
+            statement(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 50"), args![id])?,
+        ],
+    )
+    .await?;
+    let by_model: Vec<ModelTotals> = results[0].results().map_err(super::d1_error)?;
+    let recent: Vec<GenerationRow> = results[1].results().map_err(super::d1_error)?;
+    Ok(ClientMetrics { by_model, last_generation_at: recent.first().map(|g| g.created_at), recent })
+}
+
+pub async fn get_for_client(db: &D1Database, client: &ClientId, id: &str) -> ApiResult<Option<GenerationRow>> {
+    first(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 AND id = ?2"), args![client.as_str(), id]).await
+}

@@ -1,0 +1,171 @@
+//! A local stand-in for the parts of FAL's HTTP API the worker uses. For
+//! development and tests only: it is never configured in production.
+//!
+//! - `POST /{model_id}`: the synchronous API (`Authorization: Key …`).
+//! - `GET /files/{name}`: the PNGs it produced; `GET /samples/{person,garment}.png`: inputs to try.
+//! - `POST /_emulator/faults` (a [`faults::Fault`]), `DELETE /_emulator/faults`,
+//!   `GET /_emulator/requests?match=…`: program faults and inspect what it received.
+
+pub mod faults;
+pub mod images;
+mod sync;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use faults::{Fault, Faults};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The key callers must send as `Authorization: Key <api_key>`.
+    pub api_key: String,
+    /// Added to every model call, to mimic inference time.
+    pub latency_ms: u64,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self { api_key: "emulator-key".into(), latency_ms: 0 }
+    }
+}
+
+/// What the emulator received, for tests to assert on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub authorized: bool,
+    pub body: Value,
+}
+
+pub struct AppState {
+    pub config: EmulatorConfig,
+    pub base_url: String,
+    pub faults: Faults,
+    files: Mutex<HashMap<String, Vec<u8>>>,
+    requests: Mutex<Vec<RecordedRequest>>,
+    http: reqwest::Client,
+}
+
+impl AppState {
+    fn store_file(&self, png: Vec<u8>) -> String {
+        let name = format!("{:016x}.png", rand::random::<u64>());
+        self.files.lock().unwrap().insert(name.clone(), png);
+        format!("{}/files/{name}", self.base_url)
+    }
+
+    fn record(&self, request: RecordedRequest) {
+        let mut requests = self.requests.lock().unwrap();
+        // Bounded, so a long benchmark cannot grow it without limit.
+        if requests.len() >= 10_000 {
+            requests.drain(..5_000);
+        }
+        requests.push(request);
+    }
+}
+
+#[derive(Clone)]
+pub struct Emulator {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+}
+
+impl Emulator {
+    /// Binds `127.0.0.1:port` (0 for any free port) and serves on the current Tokio runtime.
+    pub async fn start(config: EmulatorConfig, port: u16) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(AppState {
+            config,
+            base_url: format!("http://{addr}"),
+            faults: Faults::default(),
+            files: Mutex::new(HashMap::new()),
+            requests: Mutex::new(Vec::new()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .build()
+                .expect("an HTTP client without TLS builds"),
+        });
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        self.state.base_url.clone()
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.state.faults.add(fault);
+    }
+
+    /// Requests whose body contains `pattern`.
+    pub fn requests_matching(&self, pattern: &str) -> Vec<RecordedRequest> {
+        let requests = self.state.requests.lock().unwrap();
+        requests.iter().filter(|r| r.body.to_string().contains(pattern)).cloned().collect()
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route("/samples/{name}", get(sample))
+        .route("/files/{name}", get(file))
+        .route("/_emulator/faults", post(add_fault).delete(clear_faults))
+        .route("/_emulator/requests", get(list_requests))
+        .route("/{*model_id}", post(sync::run))
+        .with_state(state)
+}
+
+pub fn fal_error(status: StatusCode, detail: Value) -> Response {
+    (status, Json(serde_json::json!({ "detail": detail }))).into_response()
+}
+
+fn png_response(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response()
+}
+
+async fn sample(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "person.png" => png_response(images::encode_png(&images::sample_person())),
+        "garment.png" => png_response(images::encode_png(&images::sample_garment())),
+        _ => fal_error(StatusCode::NOT_FOUND, "no such sample".into()),
+    }
+}
+
+async fn file(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    match state.files.lock().unwrap().get(&name) {
+        Some(bytes) => png_response(bytes.clone()),
+        None => fal_error(StatusCode::NOT_FOUND, "File not found".into()),
+    }
+}
+
+async fn add_fault(State(state): State<Arc<AppState>>, Json(fault): Json<Fault>) -> StatusCode {
+    state.faults.add(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn clear_faults(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct MatchQuery {
+    #[serde(rename = "match", default)]
+    pattern: String,
+}
+
+async fn list_requests(State(state): State<Arc<AppState>>, Query(q): Query<MatchQuery>) -> Json<Vec<RecordedRequest>> {
+    let requests = state.requests.lock().unwrap();
+    Json(requests.iter().filter(|r| r.body.to_string().contains(&q.pattern)).cloned().collect())
+}

@@ -1,0 +1,125 @@
+//! The synchronous API (`POST https://fal.run/{model_id}`) and the model
+//! behaviour shared with the queue.
+
+use crate::faults::FaultMode;
+use crate::{fal_error, images, AppState, RecordedRequest};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let authorized = is_authorized(&state, &headers);
+    state.record(RecordedRequest {
+        method: "POST".into(),
+        path: format!("/{model_id}"),
+        authorized,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
+    });
+    if !authorized {
+        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into());
+    }
+    if let Some(fault) = state.faults.take(&text) {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        match fault.mode {
+            FaultMode::Error500 => return fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into()),
+            FaultMode::Error422 => {
+                return fal_error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!([{ "loc": ["body", "image_url"], "msg": "Could not load the image: unsupported or corrupt file (emulated)", "type": "image_load_error" }]),
+                )
+            }
+            FaultMode::Unauthorized => return fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into()),
+            FaultMode::RateLimited => return fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into()),
+            FaultMode::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return StatusCode::GATEWAY_TIMEOUT.into_response();
+            }
+            FaultMode::Malformed => return (StatusCode::OK, "{\"images\": [{\"url\": ").into_response(),
+            FaultMode::Slow => {}
+        }
+    }
+    let input: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fal_error(StatusCode::UNPROCESSABLE_ENTITY, json!([{ "loc": ["body"], "msg": format!("Invalid JSON: {e}"), "type": "json_invalid" }])),
+    };
+    match generate(&state, &model_id, &input).await {
+        Ok(output) => Json(output).into_response(),
+        Err((status, detail)) => fal_error(status, detail),
+    }
+}
+
+pub fn is_authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let expected = format!("Key {}", state.config.api_key);
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// Runs a model on `input`: validates it the way the real endpoint does,
+/// then composes the inputs into one PNG.
+pub async fn generate(state: &AppState, model_id: &str, input: &Value) -> Result<Value, (StatusCode, Value)> {
+    tokio::time::sleep(Duration::from_millis(state.config.latency_ms)).await;
+    let (urls, description) = if model_id.ends_with("virtual-try-on") {
+        let urls = required_strings(input, &["person_image_url", "clothing_image_url"])?;
+        (urls, None)
+    } else if model_id.contains("nano-banana") {
+        required_strings(input, &["prompt"])?;
+        let urls: Vec<String> = input["image_urls"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .ok_or_else(|| missing("image_urls"))?;
+        let described = format!("Emulated try-on composing {} garment(s).", urls.len().saturating_sub(1));
+        (urls, Some(described))
+    } else {
+        return Err((StatusCode::NOT_FOUND, json!(format!("Application '{model_id}' not found"))));
+    };
+    let mut inputs = Vec::with_capacity(urls.len());
+    for url in &urls {
+        inputs.push(load_image(state, url).await);
+    }
+    let png = images::encode_png(&images::side_by_side(&inputs));
+    let (width, height) = image::load_from_memory(&png).map(|i| (i.width(), i.height())).unwrap_or((0, 0));
+    let url = state.store_file(png);
+    let mut output = json!({
+        "images": [{ "url": url, "width": width, "height": height, "content_type": "image/png" }],
+        "seed": 42,
+    });
+    if let Some(d) = description {
+        output["description"] = json!(d);
+    }
+    Ok(output)
+}
+
+fn missing(field: &str) -> (StatusCode, Value) {
+    (StatusCode::UNPROCESSABLE_ENTITY, json!([{ "loc": ["body", field], "msg": "field required", "type": "missing" }]))
+}
+
+fn required_strings(input: &Value, fields: &[&str]) -> Result<Vec<String>, (StatusCode, Value)> {
+    fields
+        .iter()
+        .map(|f| input[*f].as_str().map(String::from).ok_or_else(|| missing(f)))
+        .collect()
+}
+
+/// Decodes a data URI or downloads a URL; anything it cannot read becomes a
+/// placeholder tile, since the emulator has no internet to fetch real inputs.
+async fn load_image(state: &AppState, url: &str) -> image::RgbaImage {
+    let bytes = if let Some(rest) = url.strip_prefix("data:") {
+        rest.split_once(',').and_then(|(_, b64)| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+    } else {
+        match state.http.get(url).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.ok().map(|b| b.to_vec()),
+            _ => None,
+        }
+    };
+    bytes
+        .and_then(|b| image::load_from_memory(&b).ok())
+        .map(|i| i.to_rgba8())
+        .unwrap_or_else(|| images::placeholder(url))
+}
