@@ -1,0 +1,226 @@
+//! Clients and their keys, managed by admins and used by shops.
+
+use crate::support::{marker, try_on, Admin, Api};
+use serde_json::{json, Value};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+async fn all_clients(admin: &Admin) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = admin.get(&format!("/admin/clients?limit=100&cursor={cursor}")).expect(200).await;
+        out.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => return out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_client_authenticates_at_once_and_its_generation_shows_everywhere() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+
+    let m = marker();
+    let generated = client.generate(&try_on(&m)).expect(200).await;
+    let generation_id = generated["generation_id"].as_str().unwrap();
+    assert!(generated["image_url"].as_str().unwrap().contains("/files/"));
+    assert_eq!(generated["model"], "fal-virtual-try-on");
+    assert!(generated["duration_ms"].as_u64().is_some());
+
+    let history = client.history().await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["id"], generation_id);
+    assert_eq!(history[0]["status"], "success");
+
+    let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).expect(200).await;
+    assert_eq!(metrics["total_generations"], 1);
+    assert_eq!(metrics["success_count"], 1);
+    assert_eq!(metrics["error_count"], 0);
+    assert_eq!(metrics["generations_by_model"]["fal-virtual-try-on"], 1);
+    assert_eq!(metrics["recent_events"][0]["id"], generation_id);
+    assert!(metrics["last_generation_at"].is_string());
+}
+
+#[tokio::test]
+async fn the_full_key_is_shown_once_and_only_its_prefix_is_kept() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    assert!(client.key.starts_with("vto_"));
+    let shown = admin.get(&format!("/admin/clients/{}", client.id)).send().await;
+    assert_eq!(shown.status, 200);
+    assert!(!shown.text.contains(&client.key), "the key must not be readable again");
+    let prefix = shown.body["keys"][0]["prefix"].as_str().unwrap();
+    assert!(client.key.starts_with(prefix) && prefix.len() < client.key.len() / 2);
+    assert_eq!(shown.body["keys"][0]["status"], "active");
+}
+
+#[tokio::test]
+async fn new_clients_get_the_documented_defaults() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let c = &client.created["client"];
+    assert_eq!(c["usage_limit"], 5000);
+    assert_eq!(c["rate_limit_per_minute"], 60);
+    assert_eq!(c["active"], true);
+    assert_eq!(c["allowed_origins"], json!([]));
+}
+
+#[tokio::test]
+async fn bad_client_input_is_refused_and_creates_nothing() {
+    let admin = Api::shared().login().await;
+    let name = format!("Never created {}", marker());
+    let cases = [
+        (json!({ "name": "" }), 422, "invalid_name"),
+        (json!({ "name": name, "email": "not-an-email" }), 422, "invalid_email"),
+        (json!({ "name": name, "usage_limit": "lots" }), 422, "invalid_request"),
+        (json!({ "name": name, "rate_limit_per_minute": 0 }), 422, "invalid_limit"),
+        (json!({ "name": name, "allowed_origins": ["not an origin"] }), 422, "invalid_origin"),
+        (json!({ "name": name, "api_key": "demo_key_12345" }), 422, "invalid_request"),
+        (json!({ "email": "a@b.example" }), 422, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        admin.post("/admin/clients").json(&body).send().await.assert_error(status, code);
+    }
+    admin.post("/admin/clients").raw("application/json", "{\"name\":").send().await.assert_error(400, "malformed_json");
+    admin.post("/admin/clients").raw("text/plain", name.clone()).send().await.assert_error(415, "unsupported_media_type");
+    let big = json!({ "name": "x".repeat(70 * 1024) });
+    admin.post("/admin/clients").json(&big).send().await.assert_error(413, "payload_too_large");
+
+    assert!(all_clients(&admin).await.iter().all(|c| c["name"] != name.as_str()));
+}
+
+#[tokio::test]
+async fn updates_change_what_they_name_and_nothing_else() {
+    let admin = Api::shared().login().await;
+    let client = admin
+        .create_client(json!({ "name": format!("Patch {}", marker()), "email": "ops@shop.example" }))
+        .await;
+    let path = format!("/admin/clients/{}", client.id);
+    let updated = admin
+        .patch(&path)
+        .json(&json!({ "usage_limit": 12, "rate_limit_per_minute": 5, "allowed_origins": ["https://Shop.Example/"] }))
+        .expect(200)
+        .await;
+    assert_eq!(updated["usage_limit"], 12);
+    assert_eq!(updated["rate_limit_per_minute"], 5);
+    assert_eq!(updated["allowed_origins"], json!(["https://shop.example"]));
+    assert_eq!(updated["email"], "ops@shop.example");
+
+    let cleared = admin.patch(&path).json(&json!({ "email": null })).expect(200).await;
+    assert_eq!(cleared["email"], Value::Null);
+
+    admin.patch(&path).json(&json!({})).send().await.assert_error(422, "empty_update");
+    admin.patch(&path).json(&json!({ "usage_limit": -5 })).send().await.assert_error(422, "invalid_request");
+    let unchanged = admin.get(&path).expect(200).await;
+    assert_eq!(unchanged["usage_limit"], 12);
+    admin.patch("/admin/clients/cl_0000000000000000").json(&json!({ "name": "x" })).send().await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn unknown_clients_are_404() {
+    let admin = Api::shared().login().await;
+    admin.get("/admin/clients/cl_0000000000000000").send().await.assert_error(404, "not_found");
+    admin.get("/admin/clients/client_001").send().await.assert_error(404, "not_found");
+    admin.get("/admin/clients/cl_0000000000000000/metrics").send().await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn rotation_revokes_the_old_key_on_the_next_request() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    client.get("/api/generations").expect(200).await;
+
+    let rotated = admin.post(&format!("/admin/clients/{}/keys", client.id)).expect(201).await;
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_ne!(new_key, client.key);
+
+    client.get("/api/generations").send().await.assert_error(401, "invalid_api_key");
+    let api = Api::shared();
+    api.get("/api/generations").header("x-api-key", new_key).expect(200).await;
+    api.get("/api/generations").header("authorization", &format!("Bearer {new_key}")).expect(200).await;
+}
+
+#[tokio::test]
+async fn rotation_with_a_grace_period_keeps_the_old_key_until_it_ends() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let rotated = admin
+        .post(&format!("/admin/clients/{}/keys", client.id))
+        .json(&json!({ "grace_period_seconds": 3600 }))
+        .expect(201)
+        .await;
+    let new_key = rotated["api_key"].as_str().unwrap();
+    let statuses: Vec<String> = rotated["client"]["keys"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap().to_string()).collect();
+    assert_eq!(statuses, vec!["active", "expiring"]);
+
+    // Both work during the grace period...
+    client.get("/api/generations").expect(200).await;
+    Api::shared().get("/api/generations").header("x-api-key", new_key).expect(200).await;
+    // ...and the old one stops after it.
+    let after = (now_ms() + 3601 * 1000).to_string();
+    client.get("/api/generations").header("x-test-now", &after).send().await.assert_error(401, "invalid_api_key");
+    Api::shared().get("/api/generations").header("x-api-key", new_key).header("x-test-now", &after).expect(200).await;
+
+    admin
+        .post(&format!("/admin/clients/{}/keys", client.id))
+        .json(&json!({ "grace_period_seconds": 30 * 24 * 3600 }))
+        .send()
+        .await
+        .assert_error(422, "invalid_grace_period");
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_on_the_next_request() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    client.get("/api/generations").expect(200).await;
+    let key_id = client.created["client"]["keys"][0]["id"].as_str().unwrap();
+    let revoked = admin.delete(&format!("/admin/clients/{}/keys/{key_id}", client.id)).expect(200).await;
+    assert_eq!(revoked["status"], "revoked");
+    client.get("/api/generations").send().await.assert_error(401, "invalid_api_key");
+    client.generate(&try_on(&marker())).send().await.assert_error(401, "invalid_api_key");
+
+    admin.delete(&format!("/admin/clients/{}/keys/key_nope", client.id)).send().await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_key_cannot_revoke_across_clients() {
+    let admin = Api::shared().login().await;
+    let a = admin.new_client().await;
+    let b = admin.new_client().await;
+    let a_key = a.created["client"]["keys"][0]["id"].as_str().unwrap();
+    admin.delete(&format!("/admin/clients/{}/keys/{a_key}", b.id)).send().await.assert_error(404, "not_found");
+    a.get("/api/generations").expect(200).await;
+}
+
+#[tokio::test]
+async fn a_deactivated_client_is_refused_until_reactivated() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let path = format!("/admin/clients/{}", client.id);
+    admin.patch(&path).json(&json!({ "active": false })).expect(200).await;
+    client.generate(&try_on(&marker())).send().await.assert_error(403, "client_inactive");
+    admin.patch(&path).json(&json!({ "active": true })).expect(200).await;
+    client.get("/api/generations").expect(200).await;
+}
+
+#[tokio::test]
+async fn missing_malformed_and_unknown_keys_are_401() {
+    let api = Api::shared();
+    api.get("/api/generations").send().await.assert_error(401, "missing_api_key");
+    api.get("/api/generations").header("x-api-key", "demo_key_12345").send().await.assert_error(401, "invalid_api_key");
+    api.get("/api/generations").header("authorization", "Basic abc").send().await.assert_error(401, "invalid_authorization");
+    // Well-formed, right checksum shape, but never issued.
+    let admin = api.login().await;
+    let client = admin.new_client().await;
+    let mut forged: Vec<char> = client.key.chars().collect();
+    let i = 25;
+    forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    api.get("/api/generations").header("x-api-key", &forged).send().await.assert_error(401, "invalid_api_key");
+}

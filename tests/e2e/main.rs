@@ -1,0 +1,10 @@
+//! End-to-end tests: the real worker in `wrangler dev` (local D1, KV, Durable
+//! Objects) against the FAL emulator, driven over HTTP like a shop would.
+
+mod support;
+
+mod admin_auth;
+mod clients;
+mod generate;
+mod generations;
+mod routing;
