@@ -2,17 +2,20 @@
 //! A malformed credential is refused, never treated as anonymous.
 
 use crate::domain::api_key::ApiKey;
+use crate::domain::client::origin_allowed;
 use crate::domain::ids::ClientId;
 use crate::domain::session::{session_state, token_from_cookie_header, SessionState, SessionToken};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{header, Ctx};
+use crate::limiter::client::Limiter;
+use crate::limiter::policy::{AdmitRequest, Decision, Refusal, ReserveRequest};
 use crate::store::{self, clients::ClientRow};
-use worker::Request;
+use worker::{D1PreparedStatement, D1Result, Request};
 
 /// A client whose key was accepted for this request.
 pub struct ApiClient {
     pub id: ClientId,
-    pub row: ClientRow,
+    pub name: String,
 }
 
 /// Finds the key in `x-api-key` or `Authorization: Bearer`.
@@ -31,15 +34,78 @@ pub fn presented_key(req: &Request) -> ApiResult<ApiKey> {
         .map_err(|_| ApiError::unauthenticated("invalid_api_key", "the API key is malformed"))
 }
 
-pub async fn authenticate_client(req: &Request, ctx: &Ctx) -> ApiResult<ApiClient> {
-    let key = presented_key(req)?;
-    let row = store::clients::find_by_key(&ctx.db, &key.hash(), key.client_id(), ctx.now)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("invalid_api_key", "the API key is not valid"))?;
-    if !row.is_active() {
-        return Err(ApiError::forbidden("client_inactive", "this client account is deactivated"));
+/// Authenticates through the client's limiter object, which holds its keys,
+/// status, allowed origins and limits: one round trip decides everything.
+/// With `reserve`, the request also takes a rate token, a unit of monthly
+/// quota and a concurrency slot (all or none). The limits it reports go into
+/// the response headers.
+pub async fn admit(req: &Request, ctx: &Ctx, key: &ApiKey, reserve: Option<ReserveRequest>) -> ApiResult<ApiClient> {
+    let request = AdmitRequest { key_hash: key.hash().0, origin: header(req, "origin"), now: ctx.now, reserve };
+    let limiter = Limiter::new(&ctx.env)?;
+    let decision = ctx.timed("limiter", limiter.admit(key.client_id(), &request)).await?;
+    match decision {
+        Decision::Admitted(admission) => {
+            ctx.set_limits(admission.limits);
+            Ok(ApiClient { id: key.client_id().clone(), name: admission.client.name })
+        }
+        Decision::Refused { refusal, limits } => {
+            if let Some(limits) = limits {
+                ctx.set_limits(limits);
+            }
+            Err(refusal_error(refusal))
+        }
     }
-    Ok(ApiClient { id: key.client_id().clone(), row })
+}
+
+fn refusal_error(refusal: Refusal) -> ApiError {
+    let too_many = |code, message: &str, retry_after_s| ApiError::TooManyRequests { code, message: message.into(), retry_after_s };
+    match refusal {
+        Refusal::InvalidApiKey => invalid_key(),
+        Refusal::ClientInactive => inactive(),
+        Refusal::OriginNotAllowed => origin_not_allowed(),
+        Refusal::RateLimited { retry_after_s } => too_many("rate_limited", "too many generations this minute; retry after the delay in Retry-After", retry_after_s),
+        Refusal::QuotaExceeded { retry_after_s } => too_many("quota_exceeded", "the monthly generation quota is used up; it resets at the start of next month (UTC)", retry_after_s),
+        Refusal::TooManyConcurrent { retry_after_s } => too_many("too_many_concurrent", "too many generations in progress for this client; retry when one finishes", retry_after_s),
+    }
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::unauthenticated("invalid_api_key", "the API key is not valid")
+}
+
+fn inactive() -> ApiError {
+    ApiError::forbidden("client_inactive", "this client account is deactivated")
+}
+
+fn origin_not_allowed() -> ApiError {
+    ApiError::forbidden("origin_not_allowed", "this origin is not allowed to use this API key; add it to the client's allowed origins")
+}
+
+/// Authenticates a read against D1, batching the key lookup with the
+/// statements that read the client's data (built from the id inside the
+/// key) so a read costs one round trip. Their results are only returned once
+/// the key proved to belong to that client.
+pub async fn authenticate_read(
+    req: &Request,
+    ctx: &Ctx,
+    reads: impl FnOnce(&ClientId) -> ApiResult<Vec<D1PreparedStatement>>,
+) -> ApiResult<(ApiClient, Vec<D1Result>)> {
+    let key = presented_key(req)?;
+    let client = key.client_id().clone();
+    let mut statements = vec![store::clients::key_owner_statement(&ctx.db, &key.hash(), &client, ctx.now)?];
+    statements.extend(reads(&client)?);
+    let mut results = ctx.timed("store", store::batch(&ctx.db, statements)).await?;
+    let owner: Option<ClientRow> = results.remove(0).results().map_err(store::d1_error)?.into_iter().next();
+    let row = owner.ok_or_else(invalid_key)?;
+    if !row.is_active() {
+        return Err(inactive());
+    }
+    if let Some(origin) = header(req, "origin") {
+        if !origin_allowed(&row.origins(), &origin) {
+            return Err(origin_not_allowed());
+        }
+    }
+    Ok((ApiClient { id: client, name: row.name }, results))
 }
 
 /// A valid admin session, with the hash that identifies it in storage.

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod error;
 pub mod fal;
 pub mod http;
+pub mod limiter;
 pub mod router;
 pub mod store;
 
@@ -39,7 +40,7 @@ async fn fetch(req: Request, env: Env, wait: Context) -> Result<Response> {
     };
     let now = request_time(&req, &config);
     let db = env.d1("DB")?;
-    Ok(http::handle(req, http::Ctx { config, env, db, wait, now }).await)
+    Ok(http::handle(req, http::Ctx::new(config, env, db, wait, now)).await)
 }
 
 /// The request's clock: real time, unless a test run turned on `TEST_CLOCK`

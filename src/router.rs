@@ -9,6 +9,7 @@ pub enum Route {
     // Public API, authenticated by API key.
     Generate,
     ListGenerations,
+    Usage,
     // Admin API, authenticated by session cookie (except login).
     AdminLogin,
     AdminLogout,
@@ -21,6 +22,7 @@ pub enum Route {
     AdminRevokeKey { client_id: String, key_id: String },
     AdminClientMetrics(String),
     AdminGenerations,
+    AdminUsage,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["health"] => vec![(Get, Route::Health)],
         ["api", "images", "generate"] => vec![(Post, Route::Generate)],
         ["api", "generations"] => vec![(Get, Route::ListGenerations)],
+        ["api", "usage"] => vec![(Get, Route::Usage)],
         ["admin", "login"] => vec![(Post, Route::AdminLogin)],
         ["admin", "logout"] => vec![(Post, Route::AdminLogout)],
         ["admin", "session"] => vec![(Get, Route::AdminSession)],
@@ -52,6 +55,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
         )],
         ["admin", "clients", id, "metrics"] => vec![(Get, Route::AdminClientMetrics(id.to_string()))],
         ["admin", "generations"] => vec![(Get, Route::AdminGenerations)],
+        ["admin", "usage"] => vec![(Get, Route::AdminUsage)],
         _ => return Err(RouteError::NotFound),
     };
     let allowed: Vec<&'static str> = choices.iter().map(|(m, _)| method_name(m)).collect();

@@ -6,6 +6,8 @@ use serde::Deserialize;
 
 pub const DEFAULT_USAGE_LIMIT: u32 = 5000;
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 60;
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+const MAX_CONCURRENT: u32 = 1000;
 const MAX_USAGE_LIMIT: u32 = 100_000_000;
 const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
 const MAX_NAME_CHARS: usize = 200;
@@ -17,6 +19,8 @@ pub struct NewClient {
     pub email: Option<String>,
     pub usage_limit: u32,
     pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: Option<u32>,
+    pub max_concurrent: u32,
     pub allowed_origins: Vec<String>,
 }
 
@@ -28,10 +32,22 @@ pub struct ClientChanges {
     pub active: Option<bool>,
     pub usage_limit: Option<u32>,
     pub rate_limit_per_minute: Option<u32>,
+    pub rate_limit_burst: Option<Option<u32>>,
+    pub max_concurrent: Option<u32>,
     pub allowed_origins: Option<Vec<String>>,
 }
 
 impl ClientChanges {
+    /// Whether the limiter must learn of this change.
+    pub fn touches_limits(&self) -> bool {
+        self.active.is_some()
+            || self.usage_limit.is_some()
+            || self.rate_limit_per_minute.is_some()
+            || self.rate_limit_burst.is_some()
+            || self.max_concurrent.is_some()
+            || self.allowed_origins.is_some()
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -44,6 +60,8 @@ struct RawNewClient {
     email: Option<String>,
     usage_limit: Option<u32>,
     rate_limit_per_minute: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    max_concurrent: Option<u32>,
     #[serde(default)]
     allowed_origins: Vec<String>,
 }
@@ -57,12 +75,15 @@ struct RawClientChanges {
     active: Option<bool>,
     usage_limit: Option<u32>,
     rate_limit_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_burst: Option<Option<u32>>,
+    max_concurrent: Option<u32>,
     allowed_origins: Option<Vec<String>>,
 }
 
-/// Distinguishes `"email": null` (clear it) from a missing field (keep it).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+/// Distinguishes `"field": null` (clear it) from a missing field (keep it).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl NewClient {
@@ -75,6 +96,8 @@ impl NewClient {
             rate_limit_per_minute: check_rate_limit(
                 raw.rate_limit_per_minute.unwrap_or(DEFAULT_RATE_LIMIT_PER_MINUTE),
             )?,
+            rate_limit_burst: raw.rate_limit_burst.map(check_burst).transpose()?,
+            max_concurrent: check_concurrency(raw.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT))?,
             allowed_origins: normalize_origins(&raw.allowed_origins)?,
         })
     }
@@ -89,6 +112,8 @@ impl ClientChanges {
             active: raw.active,
             usage_limit: raw.usage_limit.map(check_usage_limit).transpose()?,
             rate_limit_per_minute: raw.rate_limit_per_minute.map(check_rate_limit).transpose()?,
+            rate_limit_burst: raw.rate_limit_burst.map(|b| b.map(check_burst).transpose()).transpose()?,
+            max_concurrent: raw.max_concurrent.map(check_concurrency).transpose()?,
             allowed_origins: raw.allowed_origins.as_deref().map(normalize_origins).transpose()?,
         };
         if changes.is_empty() {
@@ -142,6 +167,23 @@ fn check_rate_limit(limit: u32) -> Result<u32, InputError> {
         ));
     }
     Ok(limit)
+}
+
+fn check_burst(burst: u32) -> Result<u32, InputError> {
+    if burst == 0 || burst > MAX_RATE_LIMIT_PER_MINUTE {
+        return Err(InputError::invalid(
+            "invalid_limit",
+            format!("`rate_limit_burst` must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}, or null"),
+        ));
+    }
+    Ok(burst)
+}
+
+fn check_concurrency(n: u32) -> Result<u32, InputError> {
+    if n == 0 || n > MAX_CONCURRENT {
+        return Err(InputError::invalid("invalid_limit", format!("`max_concurrent` must be between 1 and {MAX_CONCURRENT}")));
+    }
+    Ok(n)
 }
 
 /// Origins are kept as `scheme://host[:port]`, lower-case, without a trailing
@@ -209,6 +251,7 @@ mod tests {
         assert_eq!(c.name, "Acme");
         assert_eq!(c.usage_limit, 5000);
         assert_eq!(c.rate_limit_per_minute, 60);
+        assert_eq!((c.rate_limit_burst, c.max_concurrent), (None, 4));
         assert!(c.allowed_origins.is_empty());
     }
 
@@ -229,6 +272,11 @@ mod tests {
         let keep = ClientChanges::from_json(br#"{"active":false}"#).unwrap();
         assert_eq!(keep.email, None);
         assert_eq!(code(ClientChanges::from_json(b"{}")), "empty_update");
+        let burst = ClientChanges::from_json(br#"{"rate_limit_burst":null}"#).unwrap();
+        assert_eq!(burst.rate_limit_burst, Some(None));
+        assert!(burst.touches_limits());
+        assert!(!ClientChanges::from_json(br#"{"name":"x"}"#).unwrap().touches_limits());
+        assert_eq!(code(ClientChanges::from_json(br#"{"max_concurrent":0}"#)), "invalid_limit");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod client;
+pub mod csv;
 pub mod cursor;
 pub mod generation;
 pub mod ids;

@@ -1,19 +1,20 @@
 //! `GET /api/generations`: the calling client's own history.
 
 use super::{json, page_params, query_pairs, split_page, Ctx};
-use crate::auth::authenticate_client;
+use crate::auth::authenticate_read;
 use crate::domain::cursor::Cursor;
 use crate::domain::time::to_rfc3339;
 use crate::error::ApiResult;
+use crate::store::d1_error;
 use crate::store::generations::{list_for_client, GenerationRow};
 use serde_json::{json, Value};
 use worker::{Request, Response};
 
 pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    let client = authenticate_client(req, ctx).await?;
-    let query = query_pairs(req)?;
-    let (limit, after) = page_params(&query)?;
-    let rows = list_for_client(&ctx.db, &client.id, limit + 1, after.as_ref()).await?;
+    let (limit, after) = page_params(&query_pairs(req)?)?;
+    let (_, results) =
+        authenticate_read(req, ctx, |client| Ok(vec![list_for_client(&ctx.db, client, limit + 1, after.as_ref())?])).await?;
+    let rows: Vec<GenerationRow> = results[0].results().map_err(d1_error)?;
     json(200, &page(rows, limit, public_view))
 }
 

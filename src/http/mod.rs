@@ -2,18 +2,25 @@
 //! context, and the helpers every handler shares.
 
 pub mod admin;
+pub mod cors;
 pub mod generate;
 pub mod generations;
+pub mod usage;
 
 use crate::config::Config;
 use crate::domain::cursor::{page_size, Cursor};
 use crate::error::{ApiError, ApiResult};
+use crate::limiter::headers::rate_limit_headers;
+use crate::limiter::policy::LimitStatus;
 use crate::router::{resolve, Route, RouteError};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
-use worker::{Context, D1Database, Env, Request, Response};
+use worker::{Context, D1Database, Date, Env, Method, Request, Response};
 
-/// What a handler needs: settings, bindings and the request's clock.
+/// What a handler needs: settings, bindings, the request's clock, and what
+/// the response headers will report (limits, timings).
 pub struct Ctx {
     pub config: Rc<Config>,
     pub env: Env,
@@ -21,19 +28,71 @@ pub struct Ctx {
     pub wait: Context,
     /// Milliseconds since the epoch for this request (see `Config::test_clock`).
     pub now: u64,
+    limits: RefCell<Option<LimitStatus>>,
+    timings: RefCell<Vec<(&'static str, u64)>>,
+}
+
+impl Ctx {
+    pub fn new(config: Rc<Config>, env: Env, db: D1Database, wait: Context, now: u64) -> Self {
+        Self { config, env, db, wait, now, limits: RefCell::new(None), timings: RefCell::new(Vec::new()) }
+    }
+
+    /// The client's limits after this request's decision, for the headers.
+    pub fn set_limits(&self, limits: LimitStatus) {
+        *self.limits.borrow_mut() = Some(limits);
+    }
+
+    pub fn limits(&self) -> Option<LimitStatus> {
+        self.limits.borrow().clone()
+    }
+
+    /// Awaits `work`, adding its duration to `Server-Timing` under `name`.
+    pub async fn timed<T>(&self, name: &'static str, work: impl Future<Output = T>) -> T {
+        let started = Date::now().as_millis();
+        let out = work.await;
+        let elapsed = Date::now().as_millis().saturating_sub(started);
+        let mut timings = self.timings.borrow_mut();
+        match timings.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += elapsed,
+            None => timings.push((name, elapsed)),
+        }
+        out
+    }
 }
 
 pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
-    let result = match resolve(&req.method(), &req.path()) {
+    let path = req.path();
+    let is_api = path.starts_with("/api/");
+    let origin = header(&req, "origin");
+    if is_api && req.method() == Method::Options {
+        return cors::preflight(origin.as_deref());
+    }
+    let result = match resolve(&req.method(), &path) {
         Ok(route) => dispatch(route, &mut req, &ctx).await,
         Err(RouteError::NotFound) => Err(ApiError::not_found("no such endpoint")),
         Err(RouteError::MethodNotAllowed(allowed)) => Err(ApiError::MethodNotAllowed { allowed }),
     };
+    // A refused origin gets no CORS headers, so the browser blocks the page
+    // from reading anything; every other API answer is readable by the widget.
+    let origin_refused = matches!(&result, Err(e) if e.code() == "origin_not_allowed");
     let mut response = result.unwrap_or_else(error_response);
     let headers = response.headers_mut();
     let _ = headers.set("x-content-type-options", "nosniff");
     if !headers.has("cache-control").unwrap_or(false) {
         let _ = headers.set("cache-control", "no-store");
+    }
+    if let Some(limits) = ctx.limits.borrow().as_ref() {
+        for (name, value) in rate_limit_headers(limits, ctx.now) {
+            let _ = headers.set(name, &value);
+        }
+    }
+    let timings = ctx.timings.borrow();
+    if !timings.is_empty() {
+        let value: Vec<String> = timings.iter().map(|(n, ms)| format!("{n};dur={ms}")).collect();
+        let _ = headers.set("server-timing", &value.join(", "));
+    }
+    if let (true, false, Some(origin)) = (is_api, origin_refused, origin.as_deref()) {
+        cors::allow(headers, origin);
     }
     response
 }
@@ -44,6 +103,8 @@ async fn dispatch(route: Route, req: &mut Request, ctx: &Ctx) -> ApiResult<Respo
         Route::Health => json(200, &serde_json::json!({ "status": "ok" })),
         Route::Generate => generate::generate(req, ctx).await,
         Route::ListGenerations => generations::list(req, ctx).await,
+        Route::Usage => usage::show(req, ctx).await,
+        Route::AdminUsage => admin::usage::month(req, ctx).await,
         Route::AdminLogin => session::login(req, ctx).await,
         Route::AdminLogout => session::logout(req, ctx).await,
         Route::AdminSession => session::show(req, ctx).await,

@@ -1,14 +1,16 @@
 //! Clients and their API keys.
 
-use super::{all, batch, execute, first, statement, Arg};
+use super::{all, batch, d1_error, execute, first, statement, Arg};
 use crate::args;
+use crate::domain::time::{day_number, month_bounds, month_key};
+use crate::limiter::policy::{ClientSnapshot, SnapshotKey};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::client::{ClientChanges, NewClient};
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::ClientId;
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
-use worker::D1Database;
+use worker::{D1Database, D1PreparedStatement};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ClientRow {
@@ -18,6 +20,8 @@ pub struct ClientRow {
     pub active: i64,
     pub usage_limit: u64,
     pub rate_limit_per_minute: u64,
+    pub rate_limit_burst: Option<u64>,
+    pub max_concurrent: u64,
     pub allowed_origins: String,
     pub created_at: u64,
     pub updated_at: u64,
@@ -49,11 +53,10 @@ impl KeyRow {
     }
 }
 
-const CLIENT_COLUMNS: &str =
-    "id, name, email, active, usage_limit, rate_limit_per_minute, allowed_origins, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
 
-fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<worker::D1PreparedStatement> {
+fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
     statement(
         db,
         "INSERT INTO api_keys (id, client_id, key_hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -66,9 +69,9 @@ pub async fn create(db: &D1Database, id: &ClientId, new: &NewClient, key: &ApiKe
     let origins = serde_json::to_string(&new.allowed_origins)?;
     let client = statement(
         db,
-        "INSERT INTO clients (id, name, email, active, usage_limit, rate_limit_per_minute, allowed_origins, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?7)",
-        args![id.as_str(), &new.name, new.email.clone(), new.usage_limit, new.rate_limit_per_minute, origins, now],
+        "INSERT INTO clients (id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, created_at, updated_at)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        args![id.as_str(), &new.name, new.email.clone(), new.usage_limit, new.rate_limit_per_minute, new.rate_limit_burst, new.max_concurrent, origins, now],
     )?;
     batch(db, vec![client, insert_key(db, key_id, key, now)?]).await?;
     Ok(())
@@ -115,6 +118,12 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     }
     if let Some(limit) = changes.rate_limit_per_minute {
         set("rate_limit_per_minute", limit.into());
+    }
+    if let Some(burst) = changes.rate_limit_burst {
+        set("rate_limit_burst", burst.into());
+    }
+    if let Some(n) = changes.max_concurrent {
+        set("max_concurrent", n.into());
     }
     if let Some(origins) = &changes.allowed_origins {
         set("allowed_origins", serde_json::to_string(origins)?.into());
@@ -185,14 +194,72 @@ pub async fn revoke_key(db: &D1Database, client: &ClientId, key_id: &str, now: u
     Ok(changed > 0)
 }
 
-/// The client a key belongs to, if the key is usable now.
-pub async fn find_by_key(db: &D1Database, hash: &KeyHash, client: &ClientId, now: u64) -> ApiResult<Option<ClientRow>> {
-    first(
+/// The client a key belongs to, if the key is usable now. A statement, so
+/// read endpoints can batch it with their query into one round trip.
+pub fn key_owner_statement(db: &D1Database, hash: &KeyHash, client: &ClientId, now: u64) -> ApiResult<D1PreparedStatement> {
+    let columns = CLIENT_COLUMNS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    statement(
         db,
-        "SELECT c.id, c.name, c.email, c.active, c.usage_limit, c.rate_limit_per_minute, c.allowed_origins, c.created_at, c.updated_at
-         FROM api_keys k JOIN clients c ON c.id = k.client_id
-         WHERE k.key_hash = ?1 AND k.client_id = ?2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?3)",
+        &format!(
+            "SELECT {columns} FROM api_keys k JOIN clients c ON c.id = k.client_id
+             WHERE k.key_hash = ?1 AND k.client_id = ?2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?3)"
+        ),
         args![hash.0.clone(), client.as_str(), now],
     )
-    .await
+}
+
+#[derive(Deserialize)]
+struct SnapshotKeyRow {
+    key_hash: String,
+    expires_at: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct MonthUsage {
+    used: Option<u64>,
+}
+
+/// What the limiter needs to know of a client, read from D1 in one round
+/// trip, with the successful generations of the current month (to rebuild
+/// the limiter's count if its own storage was lost).
+pub async fn load_snapshot(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<(ClientSnapshot, u64)> {
+    let id = client.as_str();
+    let (from_day, to_day) = month_bounds(&month_key(now)).map_or((0, 0), |(a, b)| (day_number(a), day_number(b)));
+    let results = batch(
+        db,
+        vec![
+            statement(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id])?,
+            statement(
+                db,
+                "SELECT key_hash, expires_at FROM api_keys WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+                args![id, now],
+            )?,
+            statement(
+                db,
+                "SELECT SUM(success_count) AS used FROM usage_daily WHERE client_id = ?1 AND day >= ?2 AND day < ?3",
+                args![id, from_day, to_day],
+            )?,
+        ],
+    )
+    .await?;
+    let row: Option<ClientRow> = results[0].results().map_err(d1_error)?.into_iter().next();
+    let keys: Vec<SnapshotKeyRow> = results[1].results().map_err(d1_error)?;
+    let used = results[2].results::<MonthUsage>().map_err(d1_error)?.first().and_then(|u| u.used).unwrap_or(0);
+    let snapshot = match row {
+        None => ClientSnapshot::missing(id, now),
+        Some(row) => ClientSnapshot {
+            client_id: row.id.clone(),
+            exists: true,
+            name: row.name.clone(),
+            active: row.is_active(),
+            usage_limit: row.usage_limit,
+            rate_limit_per_minute: row.rate_limit_per_minute,
+            rate_limit_burst: row.rate_limit_burst,
+            max_concurrent: row.max_concurrent,
+            allowed_origins: row.origins(),
+            keys: keys.into_iter().map(|k| SnapshotKey { hash: k.key_hash, expires_at: k.expires_at }).collect(),
+            loaded_at: now,
+        },
+    };
+    Ok((snapshot, used))
 }

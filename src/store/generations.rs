@@ -1,13 +1,13 @@
 //! Every generation attempt, and the daily rollups kept beside them.
 
-use super::{all, batch, first, statement, Arg};
+use super::{batch, first, statement, Arg};
 use crate::args;
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::ClientId;
 use crate::domain::time::day_number;
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
-use worker::D1Database;
+use worker::{D1Database, D1PreparedStatement};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,10 +85,9 @@ pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<()> {
 }
 
 /// One client's history, newest first.
-pub async fn list_for_client(db: &D1Database, client: &ClientId, limit: u32, after: Option<&Cursor>) -> ApiResult<Vec<GenerationRow>> {
-    let mut filter = Filter { client_id: Some(client.as_str().to_string()), ..Filter::default() };
-    filter.after = after.cloned();
-    list(db, &filter, limit).await
+pub fn list_for_client(db: &D1Database, client: &ClientId, limit: u32, after: Option<&Cursor>) -> ApiResult<D1PreparedStatement> {
+    let filter = Filter { client_id: Some(client.as_str().to_string()), after: after.cloned(), ..Filter::default() };
+    list_statement(db, &filter, limit)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -102,6 +101,11 @@ pub struct Filter {
 }
 
 pub async fn list(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult<Vec<GenerationRow>> {
+    let result = list_statement(db, filter, limit)?.all().await.map_err(super::d1_error)?;
+    result.results().map_err(super::d1_error)
+}
+
+pub fn list_statement(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult<D1PreparedStatement> {
     let mut conditions: Vec<String> = Vec::new();
     let mut values: Vec<Arg> = Vec::new();
     let mut push = |sql: &str, args: Vec<Arg>| {
@@ -136,7 +140,7 @@ pub async fn list(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult<Vec
         "SELECT {COLUMNS} FROM generations {where_clause} ORDER BY created_at DESC, id DESC LIMIT ?{}",
         values.len()
     );
-    all(db, &sql, values).await
+    statement(db, &sql, values)
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -174,6 +178,15 @@ pub async fn client_metrics(db: &D1Database, client: &ClientId) -> ApiResult<Cli
     Ok(ClientMetrics { by_model, last_generation_at: recent.first().map(|g| g.created_at), recent })
 }
 
-pub async fn get_for_client(db: &D1Database, client: &ClientId, id: &str) -> ApiResult<Option<GenerationRow>> {
-    first(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 AND id = ?2"), args![client.as_str(), id]).await
+#[derive(Deserialize)]
+struct StatusRow {
+    status: Outcome,
+}
+
+/// Whether the generation recorded under `id` (a generation id, or the job it
+/// belongs to) succeeded; `None` when nothing was recorded.
+pub async fn outcome_of(db: &D1Database, id: &str) -> ApiResult<Option<bool>> {
+    let row: Option<StatusRow> =
+        first(db, "SELECT status FROM generations WHERE id = ?1 OR job_id = ?1 LIMIT 1", args![id]).await?;
+    Ok(row.map(|r| r.status == Outcome::Success))
 }

@@ -4,6 +4,7 @@
 pub mod clients;
 pub mod generations;
 pub mod sessions;
+pub mod usage;
 
 use crate::error::{ApiError, ApiResult};
 use serde::de::DeserializeOwned;

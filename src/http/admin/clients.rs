@@ -9,6 +9,7 @@ use crate::domain::input::parse_json;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, page_params, query_pairs, read_json_body, split_page, Ctx};
+use crate::limiter::client::Limiter;
 use crate::store::clients::{self as store, ClientRow, KeyRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -42,6 +43,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     let key = ApiKey::generate(&id);
     let key_id = new_id("key");
     store::create(&ctx.db, &id, &new, &key, &key_id, ctx.now).await?;
+    sync_limiter(ctx, &id).await?;
     let row = store::get(&ctx.db, &id).await?.ok_or_else(|| ApiError::Internal("client vanished after insert".into()))?;
     let keys = store::keys(&ctx.db, &id).await?;
     json(
@@ -67,6 +69,9 @@ pub async fn update(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Respons
     let body = read_json_body(req, 64 * 1024).await?;
     let changes = ClientChanges::from_json(&body)?;
     let row = store::update(&ctx.db, &client, &changes, ctx.now).await?.ok_or_else(no_such_client)?;
+    if changes.touches_limits() {
+        sync_limiter(ctx, &client).await?;
+    }
     let keys = store::keys(&ctx.db, &client).await?;
     json(200, &client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now))
 }
@@ -94,6 +99,7 @@ pub async fn rotate_key(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Res
     let key_id = new_id("key");
     let grace_ms = rotation.grace_period_seconds * 1000;
     store::rotate_key(&ctx.db, &key, &key_id, ctx.now, grace_ms).await?;
+    sync_limiter(ctx, &client).await?;
     let keys = store::keys(&ctx.db, &client).await?;
     json(
         201,
@@ -114,9 +120,20 @@ pub async fn revoke_key(req: &mut Request, ctx: &Ctx, id: &str, key_id: &str) ->
     if !store::revoke_key(&ctx.db, &client, key_id, ctx.now).await? {
         return Err(ApiError::not_found("no such key for this client"));
     }
+    sync_limiter(ctx, &client).await?;
     let keys = store::keys(&ctx.db, &client).await?;
     let key = keys.iter().find(|k| k.id == key_id).ok_or_else(|| ApiError::not_found("no such key for this client"))?;
     json(200, &key_view(key, ctx.now))
+}
+
+/// The limiter object is the authority on keys and limits for the hot path:
+/// it learns of every change before the admin gets an answer, so a revoked
+/// key or a lowered limit applies to the very next request.
+async fn sync_limiter(ctx: &Ctx, client: &ClientId) -> ApiResult<()> {
+    let (snapshot, _) = store::load_snapshot(&ctx.db, client, ctx.now).await?;
+    Limiter::new(&ctx.env)?.sync(snapshot).await.map_err(|e| ApiError::Unavailable {
+        message: format!("the change is saved but the limiter could not be updated ({e:?}); retry the request"),
+    })
 }
 
 pub fn parse_client_id(id: &str) -> ApiResult<ClientId> {
@@ -142,6 +159,8 @@ pub fn client_view(row: &ClientRow, keys: &[&KeyRow], now: u64) -> Value {
         "active": row.is_active(),
         "usage_limit": row.usage_limit,
         "rate_limit_per_minute": row.rate_limit_per_minute,
+        "rate_limit_burst": row.rate_limit_burst,
+        "max_concurrent": row.max_concurrent,
         "allowed_origins": row.origins(),
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),

@@ -3,3 +3,4 @@
 pub mod clients;
 pub mod metrics;
 pub mod session;
+pub mod usage;
