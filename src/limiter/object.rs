@@ -57,7 +57,7 @@ impl DurableObject for RateLimiter {
             }
             "/sync" => {
                 let sync: SyncRequest = body(&mut req).await?;
-                self.update(|s| s.snapshot = Some(sync.snapshot))?;
+                self.update(|s| s.apply_snapshot(sync.snapshot))?;
                 Response::from_json(&serde_json::json!({ "synced": true }))
             }
             "/login" => {
@@ -252,7 +252,7 @@ impl RateLimiter {
             if s.snapshot.is_none() && !s.committed.contains_key(&month) && used_this_month > 0 {
                 s.committed.insert(month, used_this_month);
             }
-            s.snapshot = Some(snapshot);
+            s.apply_snapshot(snapshot);
         })
     }
 

@@ -233,6 +233,16 @@ impl LimiterState {
         })
     }
 
+    /// Takes a new copy of the client. A changed burst moves the bucket by
+    /// the difference, so raising a limit helps at once and lowering it bites at once.
+    pub fn apply_snapshot(&mut self, snapshot: ClientSnapshot) {
+        if let (Some(old), Some(bucket)) = (&self.snapshot, self.bucket.as_mut()) {
+            let (old_burst, new_burst) = (old.burst(), snapshot.burst());
+            bucket.tokens = (bucket.tokens + (new_burst - old_burst)).clamp(0.0, new_burst);
+        }
+        self.snapshot = Some(snapshot);
+    }
+
     /// Ends a reservation. Unknown ids (already settled, or expired and
     /// reconciled) change nothing, so settling twice never charges twice.
     pub fn settle(&mut self, id: &str, outcome: Settlement) -> bool {
@@ -447,6 +457,17 @@ mod tests {
         assert_eq!(due, vec!["a", "b"]);
         // Until reconciled, expired reservations still count against the quota.
         assert_eq!(s.status_now(later).unwrap().quota_reserved, 3);
+    }
+
+    #[test]
+    fn raising_a_limit_applies_at_once() {
+        let mut s = state(1000, 1, 100);
+        assert!(admitted(&s.admit(&generation("a", JAN_31_NOON))));
+        assert!(matches!(refusal(s.admit(&generation("b", JAN_31_NOON))), Refusal::RateLimited { .. }));
+        s.apply_snapshot(snapshot(1000, 100, 100));
+        assert!(admitted(&s.admit(&generation("c", JAN_31_NOON))));
+        s.apply_snapshot(snapshot(1000, 1, 100));
+        assert!(matches!(refusal(s.admit(&generation("d", JAN_31_NOON))), Refusal::RateLimited { .. }));
     }
 
     #[test]

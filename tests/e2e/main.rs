@@ -5,6 +5,9 @@ mod support;
 
 mod admin_auth;
 mod clients;
+mod cors;
+mod durability;
 mod generate;
 mod generations;
+mod limits;
 mod routing;

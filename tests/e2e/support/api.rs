@@ -159,6 +159,7 @@ impl Admin {
 }
 
 /// A client as the shop developer uses it: its API key.
+#[derive(Clone)]
 pub struct TestClient {
     pub api: Api,
     pub id: String,
@@ -181,6 +182,19 @@ impl TestClient {
 
     pub fn generate(&self, body: &Value) -> Call<'_> {
         self.post("/api/images/generate").json(body)
+    }
+
+    /// Waits until every generation of this client has been settled by its
+    /// limiter (settling happens just after the response, in the background).
+    pub async fn wait_until_settled(&self) -> Value {
+        for _ in 0..100 {
+            let usage = self.get("/api/usage").expect(200).await;
+            if usage["in_progress"] == 0 {
+                return usage;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("generations of {} were never settled", self.id);
     }
 
     /// All of this client's generations (following cursors).

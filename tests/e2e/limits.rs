@@ -1,0 +1,220 @@
+//! Rate limit, monthly quota and concurrency, decided by the client's
+//! Durable Object on every generation request.
+
+use crate::support::{inject, marker, stack, try_on, Api, Fault, FaultMode, Reply, TestClient};
+use futures::future::join_all;
+use serde_json::{json, Value};
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+async fn client_with(limits: Value) -> TestClient {
+    let admin = Api::shared().login().await;
+    let mut body = limits;
+    body["name"] = json!(format!("Limits {}", marker()));
+    admin.create_client(body).await
+}
+
+/// Fires `n` generations at once and returns the replies.
+async fn burst(client: &TestClient, n: usize) -> Vec<Reply> {
+    let calls = (0..n).map(|_| {
+        let client = client.clone();
+        async move { client.generate(&try_on(&marker())).send().await }
+    });
+    join_all(calls).await
+}
+
+fn count(replies: &[Reply], status: u16, code: Option<&str>) -> usize {
+    replies
+        .iter()
+        .filter(|r| r.status == status && code.is_none_or(|c| r.body["error"]["code"] == c))
+        .count()
+}
+
+#[tokio::test]
+async fn the_rate_limit_admits_exactly_its_figure_of_a_concurrent_burst() {
+    let client = client_with(json!({ "rate_limit_per_minute": 5, "max_concurrent": 50 })).await;
+    let replies = burst(&client, 12).await;
+    assert_eq!(count(&replies, 200, None), 5, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(count(&replies, 429, Some("rate_limited")), 7);
+    for refused in replies.iter().filter(|r| r.status == 429) {
+        let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=12).contains(&retry), "5 per minute refills a token within 12 s, got {retry}");
+        assert_eq!(refused.header("x-ratelimit-remaining"), Some("0"));
+    }
+}
+
+#[tokio::test]
+async fn every_generation_response_carries_rate_limit_headers() {
+    let client = client_with(json!({ "rate_limit_per_minute": 3, "usage_limit": 100 })).await;
+    let ok = client.generate(&try_on(&marker())).send().await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("x-ratelimit-limit"), Some("3"));
+    assert_eq!(ok.header("x-ratelimit-remaining"), Some("2"));
+    assert!(ok.header("x-ratelimit-reset").unwrap().parse::<u64>().unwrap() <= 20);
+    assert_eq!(ok.header("ratelimit-policy").unwrap().split(", ").next(), Some("\"minute\";q=3;w=60"));
+    assert!(ok.header("ratelimit").unwrap().starts_with("\"minute\";r=2;t="));
+    assert!(ok.header("ratelimit").unwrap().contains("\"month\";r=99;"));
+    assert!(ok.header("server-timing").unwrap().contains("limiter;dur="));
+
+    let failing = marker();
+    inject(&failing, FaultMode::Error500);
+    let failed = client.generate(&try_on(&failing)).send().await;
+    assert_eq!(failed.status, 502);
+    assert_eq!(failed.header("x-ratelimit-remaining"), Some("1"));
+}
+
+#[tokio::test]
+async fn the_quota_is_exact_under_concurrency() {
+    let client = client_with(json!({ "usage_limit": 5, "rate_limit_per_minute": 1000, "max_concurrent": 50 })).await;
+    let replies = burst(&client, 12).await;
+    assert_eq!(count(&replies, 200, None), 5);
+    assert_eq!(count(&replies, 429, Some("quota_exceeded")), 7);
+    let usage = client.wait_until_settled().await;
+    assert_eq!((usage["used"].as_u64(), usage["remaining"].as_u64()), (Some(5), Some(0)));
+    client.generate(&try_on(&marker())).send().await.assert_error(429, "quota_exceeded");
+}
+
+#[tokio::test]
+async fn failed_generations_cost_no_quota() {
+    let client = client_with(json!({ "usage_limit": 2 })).await;
+    for _ in 0..3 {
+        let m = marker();
+        inject(&m, FaultMode::Error500);
+        client.generate(&try_on(&m)).send().await.assert_error(502, "upstream_error");
+        client.wait_until_settled().await;
+    }
+    client.generate(&try_on(&marker())).expect(200).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    client.generate(&try_on(&marker())).send().await.assert_error(429, "quota_exceeded");
+    assert_eq!(client.wait_until_settled().await["used"], 2);
+}
+
+#[tokio::test]
+async fn the_quota_resets_at_the_start_of_the_month_utc() {
+    let client = client_with(json!({ "usage_limit": 1 })).await;
+    let jan_31_late = 1_801_439_940_000u64; // 2027-01-31T23:59:00Z
+    let at = |ms: u64| ms.to_string();
+    client.generate(&try_on(&marker())).header("x-test-now", &at(jan_31_late)).expect(200).await;
+    let refused = client.generate(&try_on(&marker())).header("x-test-now", &at(jan_31_late + 1000)).send().await;
+    refused.assert_error(429, "quota_exceeded");
+    assert_eq!(refused.header("retry-after"), Some("59"));
+    let feb_1 = 1_801_440_000_000u64; // 2027-02-01T00:00:00Z
+    client.generate(&try_on(&marker())).header("x-test-now", &at(feb_1 + 1000)).expect(200).await;
+    let usage = client.get("/api/usage").header("x-test-now", &at(feb_1 + 2000)).expect(200).await;
+    assert_eq!(usage["month"], "2027-02");
+    assert_eq!(usage["resets_at"], "2027-03-01T00:00:00.000Z");
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_holds_and_frees_as_generations_end() {
+    let client = client_with(json!({ "max_concurrent": 2, "rate_limit_per_minute": 1000 })).await;
+    let slow = marker();
+    stack::emulator().add_fault(Fault { pattern: slow.clone(), mode: FaultMode::Slow, delay_ms: 1500, times: None });
+    let long = |client: TestClient, m: String| async move { client.generate(&try_on(&m)).send().await };
+    let first = tokio::spawn(long(client.clone(), format!("{slow}a")));
+    let second = tokio::spawn(long(client.clone(), format!("{slow}b")));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let third = client.generate(&try_on(&marker())).send().await;
+    third.assert_error(429, "too_many_concurrent");
+    assert!(third.header("retry-after").is_some());
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(second.await.unwrap().status, 200);
+    client.wait_until_settled().await;
+    client.generate(&try_on(&marker())).expect(200).await;
+}
+
+#[tokio::test]
+async fn one_clients_burst_does_not_touch_another() {
+    let a = client_with(json!({ "rate_limit_per_minute": 2 })).await;
+    let b = client_with(json!({ "rate_limit_per_minute": 2 })).await;
+    let replies = burst(&a, 4).await;
+    assert_eq!(count(&replies, 429, Some("rate_limited")), 2);
+    let b_replies = burst(&b, 2).await;
+    assert_eq!(count(&b_replies, 200, None), 2);
+}
+
+#[tokio::test]
+async fn admin_changes_apply_on_the_next_request() {
+    let admin = Api::shared().login().await;
+    let client = client_with(json!({ "rate_limit_per_minute": 1, "usage_limit": 2 })).await;
+    let path = format!("/admin/clients/{}", client.id);
+    client.generate(&try_on(&marker())).expect(200).await;
+    client.generate(&try_on(&marker())).send().await.assert_error(429, "rate_limited");
+
+    admin.patch(&path).json(&json!({ "rate_limit_per_minute": 100 })).expect(200).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    client.generate(&try_on(&marker())).send().await.assert_error(429, "quota_exceeded");
+
+    admin.patch(&path).json(&json!({ "usage_limit": 3 })).expect(200).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+
+    admin.patch(&path).json(&json!({ "active": false })).expect(200).await;
+    client.generate(&try_on(&marker())).send().await.assert_error(403, "client_inactive");
+}
+
+#[tokio::test]
+async fn refused_credentials_and_origins_never_consume_quota_or_rate() {
+    let admin = Api::shared().login().await;
+    let client = client_with(json!({ "usage_limit": 1, "rate_limit_per_minute": 1 })).await;
+    let path = format!("/admin/clients/{}", client.id);
+    admin.patch(&path).json(&json!({ "active": false })).expect(200).await;
+    for _ in 0..3 {
+        client.generate(&try_on(&marker())).send().await.assert_error(403, "client_inactive");
+        client.generate(&try_on(&marker())).header("origin", "https://evil.example").send().await;
+    }
+    admin.patch(&path).json(&json!({ "active": true })).expect(200).await;
+    for _ in 0..3 {
+        client.generate(&try_on(&marker())).header("origin", "https://evil.example").send().await.assert_error(403, "origin_not_allowed");
+    }
+    let ok = client.generate(&try_on(&marker())).send().await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.header("x-ratelimit-remaining"), Some("0"));
+}
+
+#[tokio::test]
+async fn usage_reports_this_month_for_the_calling_client() {
+    let client = client_with(json!({ "usage_limit": 10, "rate_limit_per_minute": 30 })).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    let usage = client.wait_until_settled().await;
+    assert_eq!(usage["used"], 1);
+    assert_eq!(usage["limit"], 10);
+    assert_eq!(usage["remaining"], 9);
+    assert_eq!(usage["rate_limit_per_minute"], 30);
+    assert_eq!(usage["max_concurrent"], 4);
+    assert!(usage["resets_at"].as_str().unwrap().ends_with("-01T00:00:00.000Z"));
+}
+
+#[tokio::test]
+async fn admins_export_monthly_usage_as_json_and_csv() {
+    let admin = Api::shared().login().await;
+    let name = format!("Invoice, \"Quoted\" {}", marker());
+    let client = admin.create_client(json!({ "name": name })).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    let failing = marker();
+    inject(&failing, FaultMode::Error500);
+    client.generate(&try_on(&failing)).send().await;
+
+    let month = chrono_month(now_ms());
+    let report = admin.get(&format!("/admin/usage?month={month}")).expect(200).await;
+    let row = report["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == client.id.as_str()).unwrap().clone();
+    assert_eq!((row["successful_generations"].as_u64(), row["failed_generations"].as_u64()), (Some(1), Some(1)));
+
+    let csv = admin.get(&format!("/admin/usage?month={month}")).header("accept", "text/csv").send().await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.text.starts_with("month,client_id,name,email,successful_generations,failed_generations,usage_limit\r\n"));
+    let quoted = name.replace('"', "\"\"");
+    assert!(csv.text.contains(&format!("{month},{},\"{quoted}\",,1,1,5000\r\n", client.id)), "{}", csv.text);
+    let same = admin.get(&format!("/admin/usage?month={month}&format=csv")).send().await;
+    assert!(same.text.contains(&client.id));
+
+    admin.get("/admin/usage?month=2026-13").send().await.assert_error(400, "invalid_query");
+    Api::shared().get("/admin/usage").send().await.assert_error(401, "not_logged_in");
+}
+
+fn chrono_month(ms: u64) -> String {
+    let d = chrono::DateTime::from_timestamp_millis(ms as i64).unwrap();
+    d.format("%Y-%m").to_string()
+}
