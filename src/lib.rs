@@ -7,12 +7,13 @@ pub mod error;
 pub mod fal;
 pub mod http;
 pub mod limiter;
+pub mod maintenance;
 pub mod router;
 pub mod store;
 
 use config::Config;
 use std::rc::Rc;
-use worker::{event, Context, Date, Env, Request, Response, Result};
+use worker::{event, Context, Date, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 thread_local! {
     static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
@@ -41,6 +42,15 @@ async fn fetch(req: Request, env: Env, wait: Context) -> Result<Response> {
     let now = request_time(&req, &config);
     let db = env.d1("DB")?;
     Ok(http::handle(req, http::Ctx::new(config, env, db, wait, now)).await)
+}
+
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let (config, db) = match (config(&env), env.d1("DB")) {
+        (Ok(c), Ok(db)) => (c, db),
+        _ => return worker::console_error!("maintenance skipped: configuration or D1 binding missing"),
+    };
+    maintenance::run(&db, &config, event.schedule() as u64).await;
 }
 
 /// The request's clock: real time, unless a test run turned on `TEST_CLOCK`

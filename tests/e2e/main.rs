@@ -10,4 +10,5 @@ mod durability;
 mod generate;
 mod generations;
 mod limits;
+mod maintenance;
 mod routing;
