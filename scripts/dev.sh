@@ -22,6 +22,7 @@ if [ ! -f .dev.vars ]; then
   {
     echo "FAL_KEY=emulator-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     echo "ADMIN_PASSWORD=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "WEBHOOK_SIGNING_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   } > .dev.vars
   chmod 600 .dev.vars
 fi
@@ -41,7 +42,8 @@ target/debug/fal-emulator --port "$FAL_EMULATOR_PORT" --api-key "$FAL_KEY" > "$S
 pids+=($!)
 SKIP_WORKER_BUILD=1 npx wrangler dev --ip 127.0.0.1 --port "$PORT" --persist-to "$STATE" \
   --show-interactive-dev-session=false \
-  --var "FAL_BASE_URL:$EMULATOR" --var "FAL_QUEUE_URL:$EMULATOR" \
+  --var "FAL_BASE_URL:$EMULATOR" --var "FAL_QUEUE_URL:$EMULATOR/queue" \
+  --var "FAL_JWKS_URL:$EMULATOR/.well-known/jwks.json" \
   --var ALLOW_LOOPBACK_IMAGE_URLS:true --var "PUBLIC_BASE_URL:$BASE" \
   > "$STATE/wrangler.log" 2>&1 &
 pids+=($!)

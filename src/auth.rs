@@ -8,7 +8,7 @@ use crate::domain::session::{session_state, token_from_cookie_header, SessionSta
 use crate::error::{ApiError, ApiResult};
 use crate::http::{header, Ctx};
 use crate::limiter::client::Limiter;
-use crate::limiter::policy::{AdmitRequest, Decision, Refusal, ReserveRequest};
+use crate::limiter::policy::{AdmitRequest, Decision, IdempotencyClaim, Refusal, ReserveRequest, StoredResponse};
 use crate::store::{self, clients::ClientRow};
 use worker::{D1PreparedStatement, D1Result, Request};
 
@@ -39,14 +39,26 @@ pub fn presented_key(req: &Request) -> ApiResult<ApiKey> {
 /// With `reserve`, the request also takes a rate token, a unit of monthly
 /// quota and a concurrency slot (all or none). The limits it reports go into
 /// the response headers.
-pub async fn admit(req: &Request, ctx: &Ctx, key: &ApiKey, reserve: Option<ReserveRequest>) -> ApiResult<ApiClient> {
-    let request = AdmitRequest { key_hash: key.hash().0, origin: header(req, "origin"), now: ctx.now, reserve };
+pub async fn admit(
+    req: &Request,
+    ctx: &Ctx,
+    key: &ApiKey,
+    reserve: Option<ReserveRequest>,
+    idempotency: Option<IdempotencyClaim>,
+) -> ApiResult<Admit> {
+    let request = AdmitRequest { key_hash: key.hash().0, origin: header(req, "origin"), now: ctx.now, reserve, idempotency };
     let limiter = Limiter::new(&ctx.env)?;
     let decision = ctx.timed("limiter", limiter.admit(key.client_id(), &request)).await?;
     match decision {
         Decision::Admitted(admission) => {
             ctx.set_limits(admission.limits);
-            Ok(ApiClient { id: key.client_id().clone(), name: admission.client.name })
+            Ok(Admit::Client(ApiClient { id: key.client_id().clone(), name: admission.client.name }))
+        }
+        Decision::Replay { response, limits } => {
+            if let Some(limits) = limits {
+                ctx.set_limits(limits);
+            }
+            Ok(Admit::Replay(response))
         }
         Decision::Refused { refusal, limits } => {
             if let Some(limits) = limits {
@@ -57,12 +69,34 @@ pub async fn admit(req: &Request, ctx: &Ctx, key: &ApiKey, reserve: Option<Reser
     }
 }
 
+pub enum Admit {
+    Client(ApiClient),
+    /// The request repeats an idempotency key: answer with the stored response.
+    Replay(StoredResponse),
+}
+
+/// Authenticates a request that takes nothing from the limits (reads, cancels).
+pub async fn authenticate(req: &Request, ctx: &Ctx, key: &ApiKey) -> ApiResult<ApiClient> {
+    match admit(req, ctx, key, None, None).await? {
+        Admit::Client(client) => Ok(client),
+        Admit::Replay(_) => Err(ApiError::Internal("a replay without an idempotency key".into())),
+    }
+}
+
 fn refusal_error(refusal: Refusal) -> ApiError {
     let too_many = |code, message: &str, retry_after_s| ApiError::TooManyRequests { code, message: message.into(), retry_after_s };
     match refusal {
         Refusal::InvalidApiKey => invalid_key(),
         Refusal::ClientInactive => inactive(),
         Refusal::OriginNotAllowed => origin_not_allowed(),
+        Refusal::IdempotencyMismatch => ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different request; use a new key for a new request",
+        ),
+        Refusal::IdempotencyInProgress => ApiError::conflict(
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still running; retry when it has finished",
+        ),
         Refusal::RateLimited { retry_after_s } => too_many("rate_limited", "too many generations this minute; retry after the delay in Retry-After", retry_after_s),
         Refusal::QuotaExceeded { retry_after_s } => too_many("quota_exceeded", "the monthly generation quota is used up; it resets at the start of next month (UTC)", retry_after_s),
         Refusal::TooManyConcurrent { retry_after_s } => too_many("too_many_concurrent", "too many generations in progress for this client; retry when one finishes", retry_after_s),

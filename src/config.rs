@@ -36,12 +36,25 @@ pub struct Config {
     pub session_idle_timeout_ms: u64,
     /// Lets tests move the clock with an `x-test-now` header. Never set in production.
     pub test_clock: bool,
+    /// How long a job record lives in KV.
+    pub job_ttl_s: u64,
+    /// After this long without a webhook, reading a job asks FAL directly.
+    pub job_poll_after_ms: u64,
+    pub fal_jwks_url: String,
+    /// Our own public origin, for the webhook URL given to FAL; when unset,
+    /// the origin of the request that created the job.
+    pub public_base_url: Option<String>,
+    /// Key from which each client's callback signing secret is derived.
+    pub webhook_signing_key: Option<Secret>,
 }
 
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
+pub const DEFAULT_JOB_TTL_S: u64 = 3600;
+pub const DEFAULT_JOB_POLL_AFTER_MS: u64 = 20_000;
+pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, String> {
@@ -64,6 +77,11 @@ impl Config {
             max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
             test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
+            job_ttl_s: number("JOB_TTL_SECONDS", DEFAULT_JOB_TTL_S)?.max(crate::domain::job::KV_MIN_TTL_S),
+            job_poll_after_ms: number("JOB_POLL_AFTER_MS", DEFAULT_JOB_POLL_AFTER_MS)?,
+            fal_jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
+            public_base_url: var("PUBLIC_BASE_URL").map(trim_url),
+            webhook_signing_key: secret("WEBHOOK_SIGNING_KEY").map(Secret),
         })
     }
 }

@@ -1,13 +1,16 @@
 //! Entry points only: build the request context from `Env` and hand over.
 
 pub mod auth;
+pub mod callbacks;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fal;
 pub mod http;
+pub mod jobs;
 pub mod limiter;
 pub mod maintenance;
+pub mod outbound;
 pub mod router;
 pub mod store;
 

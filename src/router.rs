@@ -10,6 +10,11 @@ pub enum Route {
     Generate,
     ListGenerations,
     Usage,
+    CreateJob,
+    GetJob(String),
+    CancelJob(String),
+    /// FAL's webhook: authenticated by FAL's signature, not by API key.
+    FalWebhook,
     // Admin API, authenticated by session cookie (except login).
     AdminLogin,
     AdminLogout,
@@ -19,6 +24,7 @@ pub enum Route {
     AdminGetClient(String),
     AdminUpdateClient(String),
     AdminRotateKey(String),
+    AdminRotateWebhookSecret(String),
     AdminRevokeKey { client_id: String, key_id: String },
     AdminClientMetrics(String),
     AdminGenerations,
@@ -40,6 +46,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["api", "images", "generate"] => vec![(Post, Route::Generate)],
         ["api", "generations"] => vec![(Get, Route::ListGenerations)],
         ["api", "usage"] => vec![(Get, Route::Usage)],
+        ["api", "jobs"] => vec![(Post, Route::CreateJob)],
+        ["api", "jobs", id] => vec![(Get, Route::GetJob(id.to_string())), (Delete, Route::CancelJob(id.to_string()))],
+        ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook)],
         ["admin", "login"] => vec![(Post, Route::AdminLogin)],
         ["admin", "logout"] => vec![(Post, Route::AdminLogout)],
         ["admin", "session"] => vec![(Get, Route::AdminSession)],
@@ -49,6 +58,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
             (Patch, Route::AdminUpdateClient(id.to_string())),
         ],
         ["admin", "clients", id, "keys"] => vec![(Post, Route::AdminRotateKey(id.to_string()))],
+        ["admin", "clients", id, "webhook-secret"] => vec![(Post, Route::AdminRotateWebhookSecret(id.to_string()))],
         ["admin", "clients", id, "keys", key] => vec![(
             Delete,
             Route::AdminRevokeKey { client_id: id.to_string(), key_id: key.to_string() },

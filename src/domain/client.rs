@@ -35,6 +35,8 @@ pub struct ClientChanges {
     pub rate_limit_burst: Option<Option<u32>>,
     pub max_concurrent: Option<u32>,
     pub allowed_origins: Option<Vec<String>>,
+    /// Where job callbacks go; `Some(None)` stops them.
+    pub webhook_url: Option<Option<String>>,
 }
 
 impl ClientChanges {
@@ -79,6 +81,8 @@ struct RawClientChanges {
     rate_limit_burst: Option<Option<u32>>,
     max_concurrent: Option<u32>,
     allowed_origins: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_url: Option<Option<String>>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -104,7 +108,8 @@ impl NewClient {
 }
 
 impl ClientChanges {
-    pub fn from_json(body: &[u8]) -> Result<Self, InputError> {
+    /// `allow_loopback_http` lets a local setup send callbacks to `http://127.0.0.1`.
+    pub fn from_json(body: &[u8], allow_loopback_http: bool) -> Result<Self, InputError> {
         let raw: RawClientChanges = parse_json(body)?;
         let changes = Self {
             name: raw.name.as_deref().map(check_name).transpose()?,
@@ -115,6 +120,10 @@ impl ClientChanges {
             rate_limit_burst: raw.rate_limit_burst.map(|b| b.map(check_burst).transpose()).transpose()?,
             max_concurrent: raw.max_concurrent.map(check_concurrency).transpose()?,
             allowed_origins: raw.allowed_origins.as_deref().map(normalize_origins).transpose()?,
+            webhook_url: raw
+                .webhook_url
+                .map(|u| u.map(|u| check_webhook_url(&u, allow_loopback_http)).transpose())
+                .transpose()?,
         };
         if changes.is_empty() {
             return Err(InputError::invalid("empty_update", "the body changes no field"));
@@ -167,6 +176,22 @@ fn check_rate_limit(limit: u32) -> Result<u32, InputError> {
         ));
     }
     Ok(limit)
+}
+
+fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, InputError> {
+    let bad = || InputError::invalid("invalid_webhook_url", "`webhook_url` must be an https URL");
+    let url = url::Url::parse(raw.trim()).map_err(|_| bad())?;
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+    let ok = match url.scheme() {
+        "https" => !host.is_empty(),
+        "http" => allow_loopback_http && loopback,
+        _ => false,
+    };
+    if !ok || !url.username().is_empty() || raw.len() > 2048 {
+        return Err(bad());
+    }
+    Ok(url.to_string())
 }
 
 fn check_burst(burst: u32) -> Result<u32, InputError> {
@@ -267,16 +292,26 @@ mod tests {
 
     #[test]
     fn changes_tell_null_from_missing() {
-        let clear = ClientChanges::from_json(br#"{"email":null}"#).unwrap();
+        let clear = ClientChanges::from_json(br#"{"email":null}"#, false).unwrap();
         assert_eq!(clear.email, Some(None));
-        let keep = ClientChanges::from_json(br#"{"active":false}"#).unwrap();
+        let keep = ClientChanges::from_json(br#"{"active":false}"#, false).unwrap();
         assert_eq!(keep.email, None);
-        assert_eq!(code(ClientChanges::from_json(b"{}")), "empty_update");
-        let burst = ClientChanges::from_json(br#"{"rate_limit_burst":null}"#).unwrap();
+        assert_eq!(code(ClientChanges::from_json(b"{}", false)), "empty_update");
+        let burst = ClientChanges::from_json(br#"{"rate_limit_burst":null}"#, false).unwrap();
         assert_eq!(burst.rate_limit_burst, Some(None));
         assert!(burst.touches_limits());
-        assert!(!ClientChanges::from_json(br#"{"name":"x"}"#).unwrap().touches_limits());
-        assert_eq!(code(ClientChanges::from_json(br#"{"max_concurrent":0}"#)), "invalid_limit");
+        assert!(!ClientChanges::from_json(br#"{"name":"x"}"#, false).unwrap().touches_limits());
+        assert_eq!(code(ClientChanges::from_json(br#"{"max_concurrent":0}"#, false)), "invalid_limit");
+    }
+
+    #[test]
+    fn webhook_urls_must_be_https_unless_loopback_is_allowed() {
+        let set = |url: &str, loopback| ClientChanges::from_json(format!(r#"{{"webhook_url":"{url}"}}"#).as_bytes(), loopback);
+        assert_eq!(set("https://shop.example/hooks/tryon", false).unwrap().webhook_url, Some(Some("https://shop.example/hooks/tryon".into())));
+        assert_eq!(code(set("http://shop.example/hook", true)), "invalid_webhook_url");
+        assert!(set("http://127.0.0.1:9000/hook", true).is_ok());
+        assert_eq!(code(set("http://127.0.0.1:9000/hook", false)), "invalid_webhook_url");
+        assert_eq!(ClientChanges::from_json(br#"{"webhook_url":null}"#, false).unwrap().webhook_url, Some(None));
     }
 
     #[test]

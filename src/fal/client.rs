@@ -1,62 +1,101 @@
-//! Calls to FAL over `fetch`, always bounded by a timeout: a hanging upstream
-//! must turn into a 504 for the shopper, never into a request that never ends.
+//! Calls to FAL: sync inference, the queue (submit, status, result, cancel)
+//! and the public JWKS. Each is bounded by a timeout (see `outbound`), so a
+//! hanging FAL becomes a 504 for the shopper, never a request that never ends.
 
-use super::models::{interpret_response, FalFailure, FalOutput};
+use super::models::{failure, interpret_response, parse_queue_status, parse_submission, FalFailure, FalOutput, QueueStatus};
+use crate::domain::job::FalQueueRefs;
 use crate::config::Config;
-use futures_util::future::{select, Either};
-use std::time::Duration;
-use wasm_bindgen::JsValue;
-use worker::{AbortController, Date, Delay, Fetch, Headers, Method, Request, RequestInit};
+use crate::outbound::{self, OutboundError};
+use worker::{Date, Method};
 
 pub struct FalCall {
     pub result: Result<FalOutput, FalFailure>,
     pub duration_ms: u64,
 }
 
+/// Calls to the queue API are quick bookkeeping, never inference.
+const QUEUE_TIMEOUT_MS: u64 = 15_000;
+
 /// `POST {FAL_BASE_URL}/{endpoint}`: the synchronous API.
 pub async fn run_sync(config: &Config, endpoint: &str, input: &serde_json::Value) -> FalCall {
     let started = Date::now().as_millis();
-    let result = match &config.fal_key {
-        None => Err(FalFailure::Unauthorized { status: 0 }),
-        Some(key) => {
-            let url = format!("{}/{}", config.fal_base_url, endpoint);
-            post_json(&url, key.expose(), input, config.fal_timeout_ms)
-                .await
-                .and_then(|(status, body)| interpret_response(status, &body))
-        }
-    };
+    let url = format!("{}/{}", config.fal_base_url, endpoint);
+    let result = send(config, Method::Post, &url, Some(input), config.fal_timeout_ms)
+        .await
+        .and_then(|(status, body)| interpret_response(status, &body));
     FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
 }
 
-async fn post_json(url: &str, key: &str, body: &serde_json::Value, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
-    let headers = Headers::new();
-    headers.set("authorization", &format!("Key {key}")).map_err(network)?;
-    headers.set("content-type", "application/json").map_err(network)?;
-    headers.set("accept", "application/json").map_err(network)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&body.to_string())));
-    let request = Request::new_with_init(url, &init).map_err(network)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    // Both the headers and the body must arrive within the timeout.
-    let exchange = async move {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(network)?;
-        let status = response.status_code();
-        let text = response.text().await.map_err(network)?;
-        Ok((status, text))
-    };
-    let timeout = Delay::from(Duration::from_millis(timeout_ms));
-    match select(Box::pin(exchange), timeout).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => {
-            controller.abort();
-            Err(FalFailure::Timeout { after_ms: timeout_ms })
-        }
+/// `POST {FAL_QUEUE_URL}/{endpoint}?fal_webhook=…`: queues a request; FAL
+/// answers at once with its id and the URLs to follow it.
+pub async fn submit(config: &Config, endpoint: &str, input: &serde_json::Value, webhook_url: &str) -> Result<FalQueueRefs, FalFailure> {
+    let mut url = url::Url::parse(&format!("{}/{}", config.fal_queue_url, endpoint))
+        .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
+    url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
+    let (status, body) = send(config, Method::Post, url.as_str(), Some(input), QUEUE_TIMEOUT_MS).await?;
+    match status {
+        200..=299 => parse_submission(&body),
+        _ => Err(failure(status, &body)),
     }
 }
 
-fn network(e: worker::Error) -> FalFailure {
-    FalFailure::Network { reason: e.to_string() }
+pub async fn queue_status(config: &Config, refs: &FalQueueRefs) -> Result<QueueStatus, FalFailure> {
+    let (status, body) = send(config, Method::Get, &refs.status_url, None, QUEUE_TIMEOUT_MS).await?;
+    match status {
+        200..=299 => parse_queue_status(&body),
+        _ => Err(failure(status, &body)),
+    }
+}
+
+/// The result of a COMPLETED request, which may itself be FAL's error.
+pub async fn queue_result(config: &Config, refs: &FalQueueRefs) -> Result<FalOutput, FalFailure> {
+    let (status, body) = send(config, Method::Get, &refs.response_url, None, QUEUE_TIMEOUT_MS).await?;
+    interpret_response(status, &body)
+}
+
+/// Asks FAL to cancel. `Ok(false)` when FAL says the request already completed.
+pub async fn cancel(config: &Config, refs: &FalQueueRefs) -> Result<bool, FalFailure> {
+    let (status, body) = send(config, Method::Put, &refs.cancel_url, None, QUEUE_TIMEOUT_MS).await?;
+    match status {
+        200..=299 => Ok(true),
+        400 if body.contains("ALREADY_COMPLETED") => Ok(false),
+        _ => Err(failure(status, &body)),
+    }
+}
+
+/// `GET` without credentials (FAL's public JWKS).
+pub async fn get_public(url: &str, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
+    exchange(Method::Get, url, None, None, timeout_ms).await
+}
+
+async fn send(
+    config: &Config,
+    method: Method,
+    url: &str,
+    body: Option<&serde_json::Value>,
+    timeout_ms: u64,
+) -> Result<(u16, String), FalFailure> {
+    let key = config.fal_key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
+    exchange(method, url, Some(key.expose()), body, timeout_ms).await
+}
+
+async fn exchange(
+    method: Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<&serde_json::Value>,
+    timeout_ms: u64,
+) -> Result<(u16, String), FalFailure> {
+    let authorization = key.map(|k| format!("Key {k}"));
+    let mut headers = vec![("accept", "application/json")];
+    if let Some(auth) = &authorization {
+        headers.push(("authorization", auth));
+    }
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    outbound::send(method, url, &headers, body.map(|b| b.to_string()), timeout_ms).await.map_err(|e| match e {
+        OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
+        OutboundError::Network(reason) => FalFailure::Network { reason },
+    })
 }

@@ -133,6 +133,42 @@ impl FalFailure {
 }
 
 #[derive(Deserialize)]
+struct RawSubmission {
+    request_id: String,
+    status_url: String,
+    response_url: String,
+    cancel_url: String,
+}
+
+/// FAL's answer to a queue submission; its URLs are kept verbatim.
+pub fn parse_submission(body: &str) -> Result<crate::domain::job::FalQueueRefs, FalFailure> {
+    let raw: RawSubmission = serde_json::from_str(body).map_err(|e| FalFailure::Malformed { reason: e.to_string() })?;
+    Ok(crate::domain::job::FalQueueRefs {
+        request_id: raw.request_id,
+        status_url: raw.status_url,
+        response_url: raw.response_url,
+        cancel_url: raw.cancel_url,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueStatus {
+    InQueue { position: Option<u64> },
+    InProgress,
+    Completed,
+}
+
+pub fn parse_queue_status(body: &str) -> Result<QueueStatus, FalFailure> {
+    let v: Value = serde_json::from_str(body).map_err(|e| FalFailure::Malformed { reason: e.to_string() })?;
+    match v["status"].as_str() {
+        Some("IN_QUEUE") => Ok(QueueStatus::InQueue { position: v["queue_position"].as_u64() }),
+        Some("IN_PROGRESS") => Ok(QueueStatus::InProgress),
+        Some("COMPLETED") => Ok(QueueStatus::Completed),
+        other => Err(FalFailure::Malformed { reason: format!("unknown queue status {other:?}") }),
+    }
+}
+
+#[derive(Deserialize)]
 struct RawOutput {
     images: Vec<FalImage>,
     description: Option<String>,
@@ -141,10 +177,17 @@ struct RawOutput {
 pub fn interpret_response(status: u16, body: &str) -> Result<FalOutput, FalFailure> {
     match status {
         200..=299 => parse_output(body),
-        400 | 422 => Err(FalFailure::Rejected { reason: error_reason(body) }),
-        401 | 403 => Err(FalFailure::Unauthorized { status }),
-        429 => Err(FalFailure::Busy),
-        _ => Err(FalFailure::Failed { status, reason: error_reason(body) }),
+        _ => Err(failure(status, body)),
+    }
+}
+
+/// What a non-2xx answer from FAL means.
+pub fn failure(status: u16, body: &str) -> FalFailure {
+    match status {
+        400 | 422 => FalFailure::Rejected { reason: error_reason(body) },
+        401 | 403 => FalFailure::Unauthorized { status },
+        429 => FalFailure::Busy,
+        _ => FalFailure::Failed { status, reason: error_reason(body) },
     }
 }
 
@@ -225,6 +268,16 @@ mod tests {
         assert!(ModelRegistry::with_overrides(Some(r#"{"gpt":"x"}"#)).is_err());
         assert!(ModelRegistry::with_overrides(Some(r#"{"nano-banana-pro":"../../admin"}"#)).is_err());
         assert!(ModelRegistry::with_overrides(Some("")).is_ok());
+    }
+
+    #[test]
+    fn queue_answers_are_read_as_given() {
+        let submitted = parse_submission(r#"{"request_id":"r1","status_url":"https://q/fal-ai/image-apps-v2/requests/r1/status","response_url":"https://q/fal-ai/image-apps-v2/requests/r1","cancel_url":"https://q/fal-ai/image-apps-v2/requests/r1/cancel","queue_position":0}"#).unwrap();
+        assert_eq!(submitted.status_url, "https://q/fal-ai/image-apps-v2/requests/r1/status");
+        assert!(matches!(parse_submission("{}"), Err(FalFailure::Malformed { .. })));
+        assert_eq!(parse_queue_status(r#"{"status":"IN_QUEUE","queue_position":3}"#), Ok(QueueStatus::InQueue { position: Some(3) }));
+        assert_eq!(parse_queue_status(r#"{"status":"COMPLETED","logs":[]}"#), Ok(QueueStatus::Completed));
+        assert!(parse_queue_status(r#"{"status":"WEIRD"}"#).is_err());
     }
 
     #[test]

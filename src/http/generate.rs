@@ -7,13 +7,12 @@
 //! reservation (in `waitUntil`: if it is lost, the limiter's alarm settles the
 //! reservation from the D1 row).
 
-use super::{json, read_json_body, Ctx};
-use crate::auth::{admit, presented_key};
+use super::{idempotency, json_text, read_json_body, Ctx};
+use crate::auth::{admit, presented_key, Admit};
 use crate::domain::generation::GenerationRequest;
-use crate::domain::ids::{new_id, ClientId};
-use crate::error::ApiResult;
+use crate::domain::ids::new_id;
+use crate::error::{ApiError, ApiResult};
 use crate::fal::{client::run_sync, models::fal_input};
-use crate::limiter::client::Limiter;
 use crate::limiter::policy::{ReserveRequest, Settlement};
 use crate::store::generations::{record, GenerationRow, Outcome};
 use serde_json::json;
@@ -35,10 +34,14 @@ pub async fn generate(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     let key = presented_key(req)?;
     let body = read_json_body(req, ctx.config.max_body_bytes).await?;
     let request = GenerationRequest::from_json(&body, &ctx.config.image_policy)?;
+    let claim = idempotency::claim(req, &body)?;
 
     let generation_id = new_id("gen");
     let reservation = ReserveRequest { id: generation_id.clone(), ttl_ms: ctx.config.fal_timeout_ms + 60_000 };
-    let client = admit(req, ctx, &key, Some(reservation)).await?;
+    let client = match admit(req, ctx, &key, Some(reservation), claim.clone()).await? {
+        Admit::Client(client) => client,
+        Admit::Replay(stored) => return idempotency::replay(stored),
+    };
 
     let endpoint = ctx.config.models.endpoint(request.model);
     let call = ctx.timed("fal", run_sync(&ctx.config, endpoint, &fal_input(&request))).await;
@@ -63,12 +66,9 @@ pub async fn generate(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
         created_at: ctx.now,
     };
     ctx.timed("store", record_or_log(ctx, &row)).await;
-    settle_in_background(ctx, &client.id, &row.id, row.status);
 
-    let output = call.result?;
-    json(
-        200,
-        &json!({
+    let result = call.result.map_err(ApiError::from).map(|output| {
+        let body = json!({
             "generation_id": row.id,
             "image_url": output.image.url,
             "model": row.model,
@@ -76,26 +76,20 @@ pub async fn generate(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
             "fal_duration_ms": call.duration_ms,
             "image": output.image,
             "description": output.description,
-        }),
-    )
+        });
+        (200, body.to_string(), None)
+    });
+    let settlement = (row.id.clone(), settlement_of(row.status));
+    idempotency::finish(ctx, &client.id, Some(settlement), idempotency::completion(claim.as_ref(), &result)).await;
+    let (status, body, _) = result?;
+    json_text(status, body)
 }
 
-/// Releases or commits the quota unit reserved for `id` without delaying the response.
-pub fn settle_in_background(ctx: &Ctx, client: &ClientId, id: &str, status: Outcome) {
-    let outcome = match status {
+pub fn settlement_of(status: Outcome) -> Settlement {
+    match status {
         Outcome::Success => Settlement::Success,
-        Outcome::Error => Settlement::Released,
-    };
-    let (env, client, id) = (ctx.env.clone(), client.clone(), id.to_string());
-    ctx.wait.wait_until(async move {
-        let settled = match Limiter::new(&env) {
-            Ok(limiter) => limiter.settle(&client, &id, outcome).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = settled {
-            worker::console_warn!("settling {id} failed; the limiter's alarm will settle it: {e:?}");
-        }
-    });
+        Outcome::Error | Outcome::Canceled => Settlement::Released,
+    }
 }
 
 /// Records the attempt, retrying a failed write. If D1 stays down, the shopper

@@ -5,7 +5,10 @@ pub mod admin;
 pub mod cors;
 pub mod generate;
 pub mod generations;
+pub mod idempotency;
+pub mod jobs;
 pub mod usage;
+pub mod webhooks;
 
 use crate::config::Config;
 use crate::domain::cursor::{page_size, Cursor};
@@ -104,6 +107,11 @@ async fn dispatch(route: Route, req: &mut Request, ctx: &Ctx) -> ApiResult<Respo
         Route::Generate => generate::generate(req, ctx).await,
         Route::ListGenerations => generations::list(req, ctx).await,
         Route::Usage => usage::show(req, ctx).await,
+        Route::CreateJob => jobs::create(req, ctx).await,
+        Route::GetJob(id) => jobs::show(req, ctx, &id).await,
+        Route::CancelJob(id) => jobs::cancel(req, ctx, &id).await,
+        Route::FalWebhook => webhooks::fal(req, ctx).await,
+        Route::AdminRotateWebhookSecret(id) => admin::clients::rotate_webhook_secret(req, ctx, &id).await,
         Route::AdminUsage => admin::usage::month(req, ctx).await,
         Route::AdminLogin => session::login(req, ctx).await,
         Route::AdminLogout => session::logout(req, ctx).await,
@@ -121,6 +129,13 @@ async fn dispatch(route: Route, req: &mut Request, ctx: &Ctx) -> ApiResult<Respo
 
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
     let mut response = Response::from_json(value)?.with_status(status);
+    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+    Ok(response)
+}
+
+/// A response from JSON already serialised (kept for idempotent replays).
+pub fn json_text(status: u16, body: String) -> ApiResult<Response> {
+    let mut response = Response::from_bytes(body.into_bytes())?.with_status(status);
     response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
     Ok(response)
 }

@@ -1,7 +1,7 @@
 //! `GET /api/usage`: the calling client's usage this month, from its limiter.
 
 use super::{json, Ctx};
-use crate::auth::{admit, presented_key};
+use crate::auth::{authenticate, presented_key};
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use serde_json::json;
@@ -9,7 +9,7 @@ use worker::{Request, Response};
 
 pub async fn show(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     let key = presented_key(req)?;
-    admit(req, ctx, &key, None).await?;
+    authenticate(req, ctx, &key).await?;
     let limits = ctx.limits().ok_or_else(|| ApiError::Internal("the limiter admitted without limits".into()))?;
     json(
         200,

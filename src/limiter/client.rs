@@ -1,6 +1,6 @@
 //! The worker's side of the limiter: one JSON call per decision.
 
-use super::policy::{AdmitRequest, ClientSnapshot, Decision, Settlement};
+use super::policy::{AdmitRequest, ClientSnapshot, Decision};
 use super::protocol::{LoginReply, LoginRequest, SettleRequest, SyncRequest};
 use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
@@ -41,8 +41,8 @@ impl Limiter {
         self.call(client.as_str(), "/admit", request).await
     }
 
-    pub async fn settle(&self, client: &ClientId, id: &str, outcome: Settlement) -> ApiResult<()> {
-        let _: serde_json::Value = self.call(client.as_str(), "/settle", &SettleRequest { id: id.into(), outcome }).await?;
+    pub async fn settle(&self, client: &ClientId, request: &SettleRequest) -> ApiResult<()> {
+        let _: serde_json::Value = self.call(client.as_str(), "/settle", request).await?;
         Ok(())
     }
 

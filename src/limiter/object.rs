@@ -4,8 +4,11 @@
 //! limits survive eviction and restarts; D1 stays the system of record and
 //! the object rebuilds its copy from it when its own storage is empty.
 
-use super::policy::{login_allowed, AdmitRequest, ClientSnapshot, LimiterState, Reservation, Settlement};
-use super::protocol::{LoginReply, LoginRequest, SettleRequest, SyncRequest};
+use super::policy::{
+    check_idempotency, login_allowed, AdmitRequest, ClientSnapshot, Decision, IdempotencyCheck, IdempotencyRecord,
+    LimiterState, Refusal, Reservation, Settlement, StoredResponse, IDEMPOTENCY_RETENTION_MS,
+};
+use super::protocol::{IdempotencyCompletion, LoginReply, LoginRequest, SettleRequest, SyncRequest};
 use crate::domain::ids::ClientId;
 use crate::store;
 use serde::de::DeserializeOwned;
@@ -33,6 +36,14 @@ impl DurableObject for RateLimiter {
             "CREATE TABLE IF NOT EXISTS committed (month TEXT PRIMARY KEY, count INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, month TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, stale INTEGER NOT NULL DEFAULT 0)",
             "CREATE TABLE IF NOT EXISTS login_failures (at_ms INTEGER NOT NULL)",
+            // Settled reservation ids, so a success is charged once however
+            // often it is reported (duplicate webhooks, polling, retries).
+            "CREATE TABLE IF NOT EXISTS settled (id TEXT PRIMARY KEY, charged INTEGER NOT NULL, at_ms INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS settled_at ON settled (at_ms)",
+            // Idempotency keys live here rather than in D1: this object is
+            // already on the request's path and is strongly consistent per client.
+            "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reservation TEXT, status INTEGER, body TEXT, location TEXT, lock_expires_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms)",
         ] {
             if let Err(e) = sql.exec(ddl, None) {
                 worker::console_error!("limiter schema: {e}");
@@ -46,14 +57,19 @@ impl DurableObject for RateLimiter {
             "/admit" => {
                 let admit: AdmitRequest = body(&mut req).await?;
                 self.ensure_fresh(admit.now).await?;
-                let decision = self.update(|s| s.admit(&admit))?;
+                let decision = self.admit(&admit)?;
                 self.schedule_alarm(0).await?;
                 Response::from_json(&decision)
             }
             "/settle" => {
                 let settle: SettleRequest = body(&mut req).await?;
-                let settled = self.update(|s| s.settle(&settle.id, settle.outcome))?;
-                Response::from_json(&serde_json::json!({ "settled": settled }))
+                if let Some((id, outcome)) = &settle.reservation {
+                    self.settle(id, *outcome, settle.now)?;
+                }
+                if let Some(done) = &settle.idempotency {
+                    self.complete_idempotency(done)?;
+                }
+                Response::from_json(&serde_json::json!({ "settled": true }))
             }
             "/sync" => {
                 let sync: SyncRequest = body(&mut req).await?;
@@ -89,7 +105,9 @@ impl DurableObject for RateLimiter {
                         continue;
                     }
                 };
-                self.update(|s| s.settle(&reservation.id, outcome))?;
+                self.settle(&reservation.id, outcome, now)?;
+                // A request that died holding an idempotency key gives it up.
+                self.exec("DELETE FROM idempotency WHERE reservation = ? AND status IS NULL", vec![reservation.id.as_str().into()])?;
             }
         }
         self.schedule_alarm(if retry_later { RECONCILE_RETRY_MS } else { 0 }).await?;
@@ -126,6 +144,21 @@ struct ReservationRow {
 #[derive(Deserialize)]
 struct FailureRow {
     at_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct SettledRow {
+    charged: i64,
+}
+
+#[derive(Deserialize)]
+struct IdempotencyRow {
+    fingerprint: String,
+    status: Option<u16>,
+    body: Option<String>,
+    location: Option<String>,
+    lock_expires_ms: u64,
+    expires_ms: u64,
 }
 
 impl RateLimiter {
@@ -225,6 +258,85 @@ impl RateLimiter {
             }
         }
         Ok(())
+    }
+
+    /// The decision, honouring an idempotency key once the key, status and
+    /// origin have passed: a finished request is replayed, a running one or a
+    /// reused key with another request is refused, a new one is admitted and
+    /// the key remembered.
+    fn admit(&self, admit: &AdmitRequest) -> Result<Decision> {
+        let Some(claim) = &admit.idempotency else {
+            return self.update(|s| s.admit(admit));
+        };
+        let state = self.load()?;
+        if let Err(refusal) = state.check_access(admit) {
+            return Ok(Decision::Refused { refusal, limits: None });
+        }
+        let now = admit.now;
+        self.exec("DELETE FROM idempotency WHERE expires_ms <= ?", vec![(now as i64).into()])?;
+        let existing = self
+            .rows::<IdempotencyRow>(
+                "SELECT fingerprint, status, body, location, lock_expires_ms, expires_ms FROM idempotency WHERE key = ?",
+                vec![claim.key.as_str().into()],
+            )?
+            .into_iter()
+            .next()
+            .map(|r| IdempotencyRecord {
+                fingerprint: r.fingerprint,
+                response: r.status.map(|status| StoredResponse { status, body: r.body.unwrap_or_default(), location: r.location }),
+                lock_expires_ms: r.lock_expires_ms,
+                expires_ms: r.expires_ms,
+            });
+        let limits = state.status_now(now);
+        Ok(match check_idempotency(existing.as_ref(), &claim.fingerprint, now) {
+            IdempotencyCheck::Replay(response) => Decision::Replay { response, limits },
+            IdempotencyCheck::Mismatch => Decision::Refused { refusal: Refusal::IdempotencyMismatch, limits },
+            IdempotencyCheck::InProgress => Decision::Refused { refusal: Refusal::IdempotencyInProgress, limits },
+            IdempotencyCheck::Proceed => {
+                let decision = self.update(|s| s.admit(admit))?;
+                if matches!(decision, Decision::Admitted(_)) {
+                    let (reservation, ttl) = admit.reserve.as_ref().map_or((None, 60_000), |r| (Some(r.id.as_str()), r.ttl_ms));
+                    self.exec(
+                        "INSERT OR REPLACE INTO idempotency (key, fingerprint, reservation, status, body, location, lock_expires_ms, expires_ms) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)",
+                        vec![
+                            claim.key.as_str().into(),
+                            claim.fingerprint.as_str().into(),
+                            reservation.into(),
+                            ((now + ttl) as i64).into(),
+                            ((now + IDEMPOTENCY_RETENTION_MS) as i64).into(),
+                        ],
+                    )?;
+                }
+                decision
+            }
+        })
+    }
+
+    /// Charges a success once per id, however many times it is reported.
+    fn settle(&self, id: &str, outcome: Settlement, now: u64) -> Result<()> {
+        let already_charged = self
+            .rows::<SettledRow>("SELECT charged FROM settled WHERE id = ?", vec![id.into()])?
+            .first()
+            .is_some_and(|r| r.charged != 0);
+        let effective = if already_charged { Settlement::Released } else { outcome };
+        let charged = self.update(|s| s.settle(id, effective, now))?;
+        self.exec(
+            "INSERT INTO settled (id, charged, at_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET charged = MAX(charged, excluded.charged)",
+            vec![id.into(), i64::from(charged).into(), (now as i64).into()],
+        )?;
+        // Jobs live an hour at most; two days of memory is plenty.
+        self.exec("DELETE FROM settled WHERE at_ms < ?", vec![(now.saturating_sub(2 * 86_400_000) as i64).into()])?;
+        Ok(())
+    }
+
+    fn complete_idempotency(&self, done: &IdempotencyCompletion) -> Result<()> {
+        match &done.response {
+            Some(r) => self.exec(
+                "UPDATE idempotency SET status = ?, body = ?, location = ? WHERE key = ?",
+                vec![(r.status as i64).into(), r.body.as_str().into(), r.location.clone().into(), done.key.as_str().into()],
+            ),
+            None => self.exec("DELETE FROM idempotency WHERE key = ?", vec![done.key.as_str().into()]),
+        }
     }
 
     /// Loads the client from D1 when this object has never seen it, or when

@@ -100,6 +100,55 @@ pub struct AdmitRequest {
     /// Present for generation requests: reserve a unit of quota and a
     /// concurrency slot under this id, and take a rate token.
     pub reserve: Option<ReserveRequest>,
+    /// Present when the request carries an `Idempotency-Key`.
+    #[serde(default)]
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct IdempotencyClaim {
+    pub key: String,
+    /// SHA-256 of the method, path and body: the same key must come with the same request.
+    pub fingerprint: String,
+}
+
+/// A response kept for replay under an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+    pub location: Option<String>,
+}
+
+/// Idempotency keys are remembered for a day.
+pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub response: Option<StoredResponse>,
+    /// Until then, a request without a response is still running; after it,
+    /// its worker is presumed dead and the key may be used again.
+    pub lock_expires_ms: u64,
+    pub expires_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyCheck {
+    Proceed,
+    Replay(StoredResponse),
+    Mismatch,
+    InProgress,
+}
+
+pub fn check_idempotency(existing: Option<&IdempotencyRecord>, fingerprint: &str, now: u64) -> IdempotencyCheck {
+    match existing {
+        Some(r) if r.expires_ms <= now => IdempotencyCheck::Proceed,
+        Some(r) if r.fingerprint != fingerprint => IdempotencyCheck::Mismatch,
+        Some(IdempotencyRecord { response: Some(response), .. }) => IdempotencyCheck::Replay(response.clone()),
+        Some(r) if r.lock_expires_ms > now => IdempotencyCheck::InProgress,
+        _ => IdempotencyCheck::Proceed,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -114,6 +163,8 @@ pub enum Refusal {
     InvalidApiKey,
     ClientInactive,
     OriginNotAllowed,
+    IdempotencyMismatch,
+    IdempotencyInProgress,
     RateLimited { retry_after_s: u64 },
     QuotaExceeded { retry_after_s: u64 },
     TooManyConcurrent { retry_after_s: u64 },
@@ -157,6 +208,8 @@ pub struct Admission {
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum Decision {
     Admitted(Admission),
+    /// The idempotency key was used before with this request: its response, again.
+    Replay { response: StoredResponse, limits: Option<LimitStatus> },
     /// Refused; `limits` is present once the key was accepted, for the headers.
     Refused { refusal: Refusal, limits: Option<LimitStatus> },
 }
@@ -179,20 +232,10 @@ impl LimiterState {
     /// concurrency slot together, or none of them.
     pub fn admit(&mut self, req: &AdmitRequest) -> Decision {
         let now = req.now;
-        let Some(snapshot) = self.snapshot.clone() else {
-            return refused(Refusal::InvalidApiKey, None);
+        let snapshot = match self.check_access(req) {
+            Ok(s) => s.clone(),
+            Err(refusal) => return refused(refusal, None),
         };
-        if !snapshot.accepts(&req.key_hash, now) {
-            return refused(Refusal::InvalidApiKey, None);
-        }
-        if !snapshot.active {
-            return refused(Refusal::ClientInactive, None);
-        }
-        if let Some(origin) = &req.origin {
-            if !origin_allowed(&snapshot.allowed_origins, origin) {
-                return refused(Refusal::OriginNotAllowed, None);
-            }
-        }
         self.mark_stale(now);
         let mut bucket = self.refilled_bucket(&snapshot, now);
         if let Some(reserve) = &req.reserve {
@@ -233,6 +276,22 @@ impl LimiterState {
         })
     }
 
+    /// The key, the client's status and the origin: what must pass before
+    /// anything is taken or an idempotency key is looked at.
+    pub fn check_access(&self, req: &AdmitRequest) -> Result<&ClientSnapshot, Refusal> {
+        let snapshot = self.snapshot.as_ref().ok_or(Refusal::InvalidApiKey)?;
+        if !snapshot.accepts(&req.key_hash, req.now) {
+            return Err(Refusal::InvalidApiKey);
+        }
+        if !snapshot.active {
+            return Err(Refusal::ClientInactive);
+        }
+        match &req.origin {
+            Some(origin) if !origin_allowed(&snapshot.allowed_origins, origin) => Err(Refusal::OriginNotAllowed),
+            _ => Ok(snapshot),
+        }
+    }
+
     /// Takes a new copy of the client. A changed burst moves the bucket by
     /// the difference, so raising a limit helps at once and lowering it bites at once.
     pub fn apply_snapshot(&mut self, snapshot: ClientSnapshot) {
@@ -243,17 +302,19 @@ impl LimiterState {
         self.snapshot = Some(snapshot);
     }
 
-    /// Ends a reservation. Unknown ids (already settled, or expired and
-    /// reconciled) change nothing, so settling twice never charges twice.
-    pub fn settle(&mut self, id: &str, outcome: Settlement) -> bool {
-        let Some(index) = self.reservations.iter().position(|r| r.id == id) else {
-            return false;
+    /// Ends a reservation: a success is charged to the month it was reserved
+    /// in. A success whose reservation already expired (a job that finished
+    /// late) is charged to the current month. The caller makes sure an id is
+    /// charged at most once (the object remembers settled ids).
+    pub fn settle(&mut self, id: &str, outcome: Settlement, now: u64) -> bool {
+        let month = match self.reservations.iter().position(|r| r.id == id) {
+            Some(index) => self.reservations.remove(index).month,
+            None => month_key(now),
         };
-        let reservation = self.reservations.remove(index);
         if outcome == Settlement::Success {
-            *self.committed.entry(reservation.month).or_insert(0) += 1;
+            *self.committed.entry(month).or_insert(0) += 1;
         }
-        true
+        outcome == Settlement::Success
     }
 
     /// Reservations a crashed worker never settled stop holding a
@@ -358,13 +419,13 @@ mod tests {
     }
 
     fn generation(id: &str, now: u64) -> AdmitRequest {
-        AdmitRequest { key_hash: "good".into(), origin: None, now, reserve: Some(ReserveRequest { id: id.into(), ttl_ms: 60_000 }) }
+        AdmitRequest { key_hash: "good".into(), origin: None, now, reserve: Some(ReserveRequest { id: id.into(), ttl_ms: 60_000 }), idempotency: None }
     }
 
     fn refusal(d: Decision) -> Refusal {
         match d {
             Decision::Refused { refusal, .. } => refusal,
-            Decision::Admitted(_) => panic!("expected a refusal"),
+            other => panic!("expected a refusal, got {other:?}"),
         }
     }
 
@@ -410,7 +471,7 @@ mod tests {
     #[test]
     fn reads_without_a_reservation_take_no_token() {
         let mut s = state(1, 1, 1);
-        let read = AdmitRequest { key_hash: "good".into(), origin: None, now: JAN_31_NOON, reserve: None };
+        let read = AdmitRequest { key_hash: "good".into(), origin: None, now: JAN_31_NOON, reserve: None, idempotency: None };
         for _ in 0..5 {
             assert!(admitted(&s.admit(&read)));
         }
@@ -424,9 +485,8 @@ mod tests {
         assert!(admitted(&s.admit(&generation("b", JAN_31_NOON))));
         assert!(matches!(refusal(s.admit(&generation("c", JAN_31_NOON))), Refusal::QuotaExceeded { .. }));
         // A failure gives its unit back; a success keeps it.
-        assert!(s.settle("a", Settlement::Released));
-        assert!(s.settle("b", Settlement::Success));
-        assert!(!s.settle("b", Settlement::Success), "settling twice charges once");
+        s.settle("a", Settlement::Released, JAN_31_NOON);
+        s.settle("b", Settlement::Success, JAN_31_NOON);
         assert!(admitted(&s.admit(&generation("d", JAN_31_NOON))));
         assert!(matches!(refusal(s.admit(&generation("e", JAN_31_NOON))), Refusal::QuotaExceeded { .. }));
     }
@@ -435,7 +495,7 @@ mod tests {
     fn the_quota_resets_at_the_month_boundary() {
         let mut s = state(1, 100, 100);
         assert!(admitted(&s.admit(&generation("a", JAN_31_NOON))));
-        s.settle("a", Settlement::Success);
+        s.settle("a", Settlement::Success, JAN_31_NOON);
         match s.admit(&generation("b", JAN_31_NOON)) {
             Decision::Refused { refusal: Refusal::QuotaExceeded { retry_after_s }, .. } => assert_eq!(retry_after_s, 12 * 3600),
             other => panic!("{other:?}"),
@@ -468,6 +528,23 @@ mod tests {
         assert!(admitted(&s.admit(&generation("c", JAN_31_NOON))));
         s.apply_snapshot(snapshot(1000, 1, 100));
         assert!(matches!(refusal(s.admit(&generation("d", JAN_31_NOON))), Refusal::RateLimited { .. }));
+    }
+
+    #[test]
+    fn idempotency_replays_refuses_mismatches_and_waits_for_running_requests() {
+        let done = IdempotencyRecord {
+            fingerprint: "f1".into(),
+            response: Some(StoredResponse { status: 200, body: "{}".into(), location: None }),
+            lock_expires_ms: 10,
+            expires_ms: 1_000,
+        };
+        assert_eq!(check_idempotency(None, "f1", 5), IdempotencyCheck::Proceed);
+        assert!(matches!(check_idempotency(Some(&done), "f1", 5), IdempotencyCheck::Replay(_)));
+        assert_eq!(check_idempotency(Some(&done), "f2", 5), IdempotencyCheck::Mismatch);
+        assert_eq!(check_idempotency(Some(&done), "f2", 1_000), IdempotencyCheck::Proceed, "a day later the key is free");
+        let running = IdempotencyRecord { response: None, ..done };
+        assert_eq!(check_idempotency(Some(&running), "f1", 5), IdempotencyCheck::InProgress);
+        assert_eq!(check_idempotency(Some(&running), "f1", 10), IdempotencyCheck::Proceed, "its worker died");
     }
 
     #[test]

@@ -1,12 +1,22 @@
 //! Messages between the worker and the limiter object (JSON over the stub's fetch).
 
-use super::policy::{ClientSnapshot, Settlement};
+use super::policy::{ClientSnapshot, Settlement, StoredResponse};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize)]
+/// Ends a reservation, completes an idempotency key, or both, in one call.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SettleRequest {
-    pub id: String,
-    pub outcome: Settlement,
+    pub reservation: Option<(String, Settlement)>,
+    pub idempotency: Option<IdempotencyCompletion>,
+    pub now: u64,
+}
+
+/// `response: None` forgets the key (the request failed on our side or
+/// upstream), so a retry with the same key runs again.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdempotencyCompletion {
+    pub key: String,
+    pub response: Option<StoredResponse>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

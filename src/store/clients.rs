@@ -23,6 +23,8 @@ pub struct ClientRow {
     pub rate_limit_burst: Option<u64>,
     pub max_concurrent: u64,
     pub allowed_origins: String,
+    pub webhook_url: Option<String>,
+    pub webhook_secret_version: u64,
     pub created_at: u64,
     pub updated_at: u64,
 }
@@ -53,7 +55,7 @@ impl KeyRow {
     }
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
@@ -124,6 +126,9 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     }
     if let Some(n) = changes.max_concurrent {
         set("max_concurrent", n.into());
+    }
+    if let Some(url) = &changes.webhook_url {
+        set("webhook_url", url.clone().into());
     }
     if let Some(origins) = &changes.allowed_origins {
         set("allowed_origins", serde_json::to_string(origins)?.into());
@@ -262,4 +267,32 @@ pub async fn load_snapshot(db: &D1Database, client: &ClientId, now: u64) -> ApiR
         },
     };
     Ok((snapshot, used))
+}
+
+#[derive(Deserialize)]
+struct CallbackRow {
+    webhook_url: Option<String>,
+    webhook_secret_version: u64,
+}
+
+/// Where to send a client's job callbacks, and its secret's version.
+pub async fn callback_target(db: &D1Database, client_id: &str) -> ApiResult<Option<(String, u64)>> {
+    let row: Option<CallbackRow> =
+        first(db, "SELECT webhook_url, webhook_secret_version FROM clients WHERE id = ?1", args![client_id]).await?;
+    Ok(row.and_then(|r| r.webhook_url.map(|url| (url, r.webhook_secret_version))))
+}
+
+/// Starts a new callback secret (the old one stops verifying) and returns its version.
+pub async fn bump_webhook_secret(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<Option<u64>> {
+    #[derive(Deserialize)]
+    struct Version {
+        webhook_secret_version: u64,
+    }
+    let row: Option<Version> = first(
+        db,
+        "UPDATE clients SET webhook_secret_version = webhook_secret_version + 1, updated_at = ?2 WHERE id = ?1 RETURNING webhook_secret_version",
+        args![client.as_str(), now],
+    )
+    .await?;
+    Ok(row.map(|r| r.webhook_secret_version))
 }

@@ -14,6 +14,8 @@ use worker::{D1Database, D1PreparedStatement};
 pub enum Outcome {
     Success,
     Error,
+    /// A job its client canceled: not a failure, and never charged.
+    Canceled,
 }
 
 impl Outcome {
@@ -21,6 +23,7 @@ impl Outcome {
         match self {
             Outcome::Success => "success",
             Outcome::Error => "error",
+            Outcome::Canceled => "canceled",
         }
     }
 
@@ -28,6 +31,7 @@ impl Outcome {
         match s {
             "success" => Some(Outcome::Success),
             "error" => Some(Outcome::Error),
+            "canceled" => Some(Outcome::Canceled),
             _ => None,
         }
     }
@@ -65,6 +69,7 @@ pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<wo
     let (success, error) = match g.status {
         Outcome::Success => (1u64, 0u64),
         Outcome::Error => (0, 1),
+        Outcome::Canceled => (0, 0),
     };
     let rollup = statement(
         db,

@@ -3,6 +3,7 @@
 
 pub mod clients;
 pub mod generations;
+pub mod jobs;
 pub mod sessions;
 pub mod usage;
 

@@ -4,11 +4,14 @@
 mod support;
 
 mod admin_auth;
+mod callbacks;
 mod clients;
 mod cors;
 mod durability;
 mod generate;
 mod generations;
+mod idempotency;
+mod jobs;
 mod limits;
 mod maintenance;
 mod routing;

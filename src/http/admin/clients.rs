@@ -2,6 +2,7 @@
 
 use crate::auth::{require_admin, require_same_origin};
 use crate::domain::api_key::ApiKey;
+use crate::domain::callback::{derive_secret, format_secret};
 use crate::domain::client::{ClientChanges, NewClient};
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::{new_id, ClientId};
@@ -67,13 +68,53 @@ pub async fn update(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Respons
     require_admin(req, ctx).await?;
     let client = parse_client_id(id)?;
     let body = read_json_body(req, 64 * 1024).await?;
-    let changes = ClientChanges::from_json(&body)?;
-    let row = store::update(&ctx.db, &client, &changes, ctx.now).await?.ok_or_else(no_such_client)?;
+    let changes = ClientChanges::from_json(&body, ctx.config.image_policy.allow_loopback_http)?;
+    let sets_callback = matches!(changes.webhook_url, Some(Some(_)));
+    if sets_callback && ctx.config.webhook_signing_key.is_none() {
+        return Err(ApiError::Unavailable { message: "job callbacks are not configured (WEBHOOK_SIGNING_KEY is not set)".into() });
+    }
+    let mut row = store::update(&ctx.db, &client, &changes, ctx.now).await?.ok_or_else(no_such_client)?;
     if changes.touches_limits() {
         sync_limiter(ctx, &client).await?;
     }
+    // The first callback URL comes with its signing secret, shown this once.
+    let mut secret = None;
+    if sets_callback && row.webhook_secret_version == 0 {
+        row.webhook_secret_version = store::bump_webhook_secret(&ctx.db, &client, ctx.now).await?.ok_or_else(no_such_client)?;
+        secret = Some(webhook_secret(ctx, &row)?);
+    }
     let keys = store::keys(&ctx.db, &client).await?;
-    json(200, &client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now))
+    let mut view = client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now);
+    if let Some(secret) = secret {
+        view["webhook_secret"] = json!(secret);
+        view["webhook_secret_notice"] = json!("This is the only time the secret is shown. Use it to verify our webhook-signature headers.");
+    }
+    json(200, &view)
+}
+
+/// Starts a new callback signing secret; the previous one stops verifying.
+pub async fn rotate_webhook_secret(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
+    require_same_origin(req)?;
+    require_admin(req, ctx).await?;
+    let client = parse_client_id(id)?;
+    if ctx.config.webhook_signing_key.is_none() {
+        return Err(ApiError::Unavailable { message: "job callbacks are not configured (WEBHOOK_SIGNING_KEY is not set)".into() });
+    }
+    let version = store::bump_webhook_secret(&ctx.db, &client, ctx.now).await?.ok_or_else(no_such_client)?;
+    let row = store::get(&ctx.db, &client).await?.ok_or_else(no_such_client)?;
+    json(
+        201,
+        &json!({
+            "webhook_secret": webhook_secret(ctx, &row)?,
+            "webhook_secret_version": version,
+            "webhook_secret_notice": "This is the only time the secret is shown. Use it to verify our webhook-signature headers.",
+        }),
+    )
+}
+
+fn webhook_secret(ctx: &Ctx, row: &ClientRow) -> ApiResult<String> {
+    let master = ctx.config.webhook_signing_key.as_ref().ok_or_else(|| ApiError::Internal("no signing key".into()))?;
+    Ok(format_secret(&derive_secret(master.expose().as_bytes(), &row.id, row.webhook_secret_version)))
 }
 
 #[derive(Deserialize, Default)]
@@ -162,6 +203,8 @@ pub fn client_view(row: &ClientRow, keys: &[&KeyRow], now: u64) -> Value {
         "rate_limit_burst": row.rate_limit_burst,
         "max_concurrent": row.max_concurrent,
         "allowed_origins": row.origins(),
+        "webhook_url": row.webhook_url,
+        "webhook_secret_version": row.webhook_secret_version,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
         "keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),

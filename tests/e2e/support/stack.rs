@@ -19,6 +19,11 @@ pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
 pub const FAL_KEY: &str = "e2e-fal-key";
 /// Low, so the "FAL hangs" test ends quickly.
 pub const FAL_TIMEOUT_MS: u64 = 3000;
+/// Reads of unfinished jobs ask FAL directly after this long without a webhook.
+pub const JOB_POLL_AFTER_MS: u64 = 1500;
+/// KV's minimum, so a test can watch a job expire.
+pub const JOB_TTL_SECONDS: u64 = 60;
+pub const WEBHOOK_SIGNING_KEY: &str = "e2e-callback-signing-key";
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -96,7 +101,11 @@ fn start_blocking(options: StackOptions, emulator_url: String) -> Stack {
     let port = free_port();
     let mut vars: Vec<(String, String)> = vec![
         ("FAL_BASE_URL".into(), emulator_url.clone()),
-        ("FAL_QUEUE_URL".into(), emulator_url),
+        ("FAL_QUEUE_URL".into(), format!("{emulator_url}/queue")),
+        ("FAL_JWKS_URL".into(), format!("{emulator_url}/.well-known/jwks.json")),
+        ("JOB_POLL_AFTER_MS".into(), JOB_POLL_AFTER_MS.to_string()),
+        ("JOB_TTL_SECONDS".into(), JOB_TTL_SECONDS.to_string()),
+        ("WEBHOOK_SIGNING_KEY".into(), WEBHOOK_SIGNING_KEY.into()),
         ("FAL_KEY".into(), FAL_KEY.into()),
         ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ("FAL_TIMEOUT_MS".into(), FAL_TIMEOUT_MS.to_string()),

@@ -22,6 +22,16 @@ pub enum FaultMode {
     Malformed,
     /// Answer normally after `delay_ms`.
     Slow,
+    /// Queue: the request completes but its webhook is never sent.
+    WebhookNever,
+    /// Queue: the webhook is delivered twice.
+    WebhookTwice,
+    /// Queue: the webhook is delivered `delay_ms` after completion.
+    WebhookLate,
+    /// Queue: the webhook is signed with a key that is not in the JWKS.
+    WebhookBadSignature,
+    /// Queue: the status says COMPLETED, but the result is a FAL error.
+    ErrorAfterCompleted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,17 +60,21 @@ impl Faults {
 
     /// The first fault matching `body`, consuming one of its uses.
     pub fn take(&self, body: &str) -> Option<Fault> {
+        self.take_all(body).into_iter().next()
+    }
+
+    /// Every fault matching `body` (a queued request can combine, say, a
+    /// failed result with a lost webhook), consuming one use of each.
+    pub fn take_all(&self, body: &str) -> Vec<Fault> {
         let mut faults = self.0.lock().unwrap();
-        let index = faults.iter().position(|f| body.contains(&f.pattern))?;
-        let fault = faults[index].clone();
-        match &mut faults[index].times {
-            Some(1) => {
-                faults.remove(index);
+        let taken: Vec<Fault> = faults.iter().filter(|f| body.contains(&f.pattern)).cloned().collect();
+        for f in faults.iter_mut().filter(|f| body.contains(&f.pattern)) {
+            if let Some(n) = &mut f.times {
+                *n -= 1;
             }
-            Some(n) => *n -= 1,
-            None => {}
         }
-        Some(fault)
+        faults.retain(|f| f.times != Some(0));
+        taken
     }
 }
 

@@ -2,13 +2,17 @@
 //! development and tests only: it is never configured in production.
 //!
 //! - `POST /{model_id}`: the synchronous API (`Authorization: Key …`).
+//! - `/queue/…`: the queue API with signed webhooks (see `queue`), and
+//!   `GET /.well-known/jwks.json`, the key that verifies them.
 //! - `GET /files/{name}`: the PNGs it produced; `GET /samples/{person,garment}.png`: inputs to try.
 //! - `POST /_emulator/faults` (a [`faults::Fault`]), `DELETE /_emulator/faults`,
 //!   `GET /_emulator/requests?match=…`: program faults and inspect what it received.
 
 pub mod faults;
 pub mod images;
+mod queue;
 mod sync;
+pub mod webhook;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -49,8 +53,11 @@ pub struct AppState {
     pub config: EmulatorConfig,
     pub base_url: String,
     pub faults: Faults,
+    pub signing_key: ed25519_dalek::SigningKey,
     files: Mutex<HashMap<String, Vec<u8>>>,
     requests: Mutex<Vec<RecordedRequest>>,
+    queue: Mutex<HashMap<String, queue::QueuedRequest>>,
+    deliveries: Mutex<Vec<webhook::Delivery>>,
     http: reqwest::Client,
 }
 
@@ -86,8 +93,11 @@ impl Emulator {
             config,
             base_url: format!("http://{addr}"),
             faults: Faults::default(),
+            signing_key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
             files: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
+            queue: Mutex::new(HashMap::new()),
+            deliveries: Mutex::new(Vec::new()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(3))
                 .build()
@@ -108,6 +118,29 @@ impl Emulator {
         self.state.faults.add(fault);
     }
 
+    /// Webhook delivery attempts for a queued request.
+    pub fn deliveries(&self, request_id: &str) -> Vec<webhook::Delivery> {
+        self.state.deliveries.lock().unwrap().iter().filter(|d| d.request_id == request_id).cloned().collect()
+    }
+
+    /// Headers that sign `body` as a webhook for `request_id` sent at
+    /// `timestamp` (seconds), for tests that craft their own deliveries.
+    pub fn sign_webhook(&self, request_id: &str, timestamp: u64, body: &[u8]) -> Vec<(String, String)> {
+        webhook::signature_headers(&self.state.signing_key, request_id, timestamp, body)
+    }
+
+    /// Ids of queued requests whose input contains `pattern`.
+    pub fn queued_request_ids(&self, pattern: &str) -> Vec<String> {
+        let queue = self.state.queue.lock().unwrap();
+        queue.iter().filter(|(_, r)| r.input.contains(pattern)).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// Calls whose path contains `fragment` (status, result and cancel calls).
+    pub fn calls_to(&self, fragment: &str) -> Vec<RecordedRequest> {
+        let requests = self.state.requests.lock().unwrap();
+        requests.iter().filter(|r| r.path.contains(fragment)).cloned().collect()
+    }
+
     /// Requests whose body contains `pattern`.
     pub fn requests_matching(&self, pattern: &str) -> Vec<RecordedRequest> {
         let requests = self.state.requests.lock().unwrap();
@@ -122,6 +155,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/files/{name}", get(file))
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
         .route("/_emulator/requests", get(list_requests))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/queue/{*path}", axum::routing::any(queue::route))
         .route("/{*model_id}", post(sync::run))
         .with_state(state)
 }
@@ -132,6 +167,10 @@ pub fn fal_error(status: StatusCode, detail: Value) -> Response {
 
 fn png_response(bytes: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response()
+}
+
+async fn jwks(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(webhook::jwks(&state.signing_key))
 }
 
 async fn sample(Path(name): Path<String>) -> Response {

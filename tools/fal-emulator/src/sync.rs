@@ -42,7 +42,13 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
                 return StatusCode::GATEWAY_TIMEOUT.into_response();
             }
             FaultMode::Malformed => return (StatusCode::OK, "{\"images\": [{\"url\": ").into_response(),
-            FaultMode::Slow => {}
+            // Queue-only faults; the sync API answers normally.
+            FaultMode::Slow
+            | FaultMode::WebhookNever
+            | FaultMode::WebhookTwice
+            | FaultMode::WebhookLate
+            | FaultMode::WebhookBadSignature
+            | FaultMode::ErrorAfterCompleted => {}
         }
     }
     let input: Value = match serde_json::from_str(&text) {

@@ -1,0 +1,50 @@
+//! Outbound HTTP over `fetch`, always bounded by a timeout: a hanging peer
+//! must never hold a request (or a background task) open.
+
+use futures_util::future::{select, Either};
+use std::time::Duration;
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundError {
+    Timeout { after_ms: u64 },
+    Network(String),
+}
+
+/// Sends and reads the whole answer within `timeout_ms`; returns its status and body.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    timeout_ms: u64,
+) -> Result<(u16, String), OutboundError> {
+    let network = |e: worker::Error| OutboundError::Network(e.to_string());
+    let h = Headers::new();
+    for (name, value) in headers {
+        h.set(name, value).map_err(network)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(h);
+    if let Some(body) = body {
+        init.with_body(Some(JsValue::from_str(&body)));
+    }
+    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    // Both the headers and the body must arrive within the timeout.
+    let exchange = async move {
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(network)?;
+        let status = response.status_code();
+        let text = response.text().await.map_err(network)?;
+        Ok((status, text))
+    };
+    match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => {
+            controller.abort();
+            Err(OutboundError::Timeout { after_ms: timeout_ms })
+        }
+    }
+}

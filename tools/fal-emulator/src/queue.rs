@@ -1,0 +1,242 @@
+//! The queue API (`https://queue.fal.run`), served under `/queue`:
+//!
+//! - `POST /queue/{model_id}?fal_webhook=URL` → `{request_id, status_url, response_url, cancel_url, …}`
+//! - `GET  /queue/{app}/requests/{id}/status` → `IN_QUEUE` (with `queue_position`) | `IN_PROGRESS` | `COMPLETED`
+//! - `GET  /queue/{app}/requests/{id}` → the result (or FAL's error for a failed request)
+//! - `PUT  /queue/{app}/requests/{id}/cancel`
+//!
+//! As on FAL, the status, result and cancel URLs name only the app
+//! (`owner/app`), not the model's sub-path — callers must use the URLs they
+//! were given, never rebuild them. When a request completes, its webhook is
+//! delivered signed (see `webhook`), subject to the fault the request carries.
+
+use crate::faults::FaultMode;
+use crate::sync::{generate, is_authorized};
+use crate::{fal_error, webhook, AppState, RecordedRequest};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a request waits `IN_QUEUE` before running.
+const QUEUE_WAIT_MS: u64 = 150;
+
+#[derive(Debug, Clone)]
+pub enum Phase {
+    InQueue,
+    InProgress,
+    Completed(Result<Value, (u16, Value)>),
+    Canceled,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueuedRequest {
+    pub app: String,
+    pub phase: Phase,
+    /// The submitted body, so tests can find their request by marker.
+    pub input: String,
+}
+
+#[derive(Deserialize)]
+pub struct SubmitQuery {
+    fal_webhook: Option<String>,
+}
+
+/// One entry for the whole queue API: a submission names a model with any
+/// number of segments, which a router cannot tell apart from request URLs.
+pub async fn route(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    Path(path): Path<String>,
+    query: Query<SubmitQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let segments: Vec<&str> = path.split('/').collect();
+    let request = |tail: &str| -> Option<(String, String, String)> {
+        match segments.as_slice() {
+            [owner, app, "requests", id] if tail.is_empty() => Some((owner.to_string(), app.to_string(), id.to_string())),
+            [owner, app, "requests", id, last] if *last == tail => Some((owner.to_string(), app.to_string(), id.to_string())),
+            _ => None,
+        }
+    };
+    match method {
+        Method::POST => submit(state, path.clone(), query.0, headers, body).await,
+        Method::GET => match (request("status"), request("")) {
+            (Some(ids), _) => status(state, ids, headers).await,
+            (None, Some(ids)) => result(state, ids, headers).await,
+            _ => not_found(),
+        },
+        Method::PUT => match request("cancel") {
+            Some(ids) => cancel(state, ids, headers).await,
+            None => not_found(),
+        },
+        _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+async fn submit(state: Arc<AppState>, model_id: String, query: SubmitQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let authorized = is_authorized(&state, &headers);
+    state.record(RecordedRequest {
+        method: "POST".into(),
+        path: format!("/queue/{model_id}"),
+        authorized,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
+    });
+    if !authorized {
+        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into());
+    }
+    let faults = state.faults.take_all(&text);
+    for f in &faults {
+        match f.mode {
+            FaultMode::Error500 => return fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into()),
+            FaultMode::Unauthorized => return fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into()),
+            FaultMode::RateLimited => return fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into()),
+            _ => {}
+        }
+    }
+    let input: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return fal_error(StatusCode::UNPROCESSABLE_ENTITY, json!([{ "loc": ["body"], "msg": format!("Invalid JSON: {e}"), "type": "json_invalid" }])),
+    };
+    let app: String = model_id.split('/').take(2).collect::<Vec<_>>().join("/");
+    let request_id = uuid_like();
+    state.queue.lock().unwrap().insert(request_id.clone(), QueuedRequest { app: app.clone(), phase: Phase::InQueue, input: text });
+    let base = format!("{}/queue/{app}/requests/{request_id}", state.base_url);
+    tokio::spawn(run(state.clone(), model_id, request_id.clone(), input, query.fal_webhook, faults));
+    (
+        StatusCode::OK,
+        Json(json!({
+            "request_id": request_id,
+            "gateway_request_id": request_id,
+            "status": "IN_QUEUE",
+            "queue_position": 0,
+            "response_url": base,
+            "status_url": format!("{base}/status"),
+            "cancel_url": format!("{base}/cancel"),
+        })),
+    )
+        .into_response()
+}
+
+async fn run(
+    state: Arc<AppState>,
+    model_id: String,
+    request_id: String,
+    input: Value,
+    webhook_url: Option<String>,
+    faults: Vec<crate::faults::Fault>,
+) {
+    tokio::time::sleep(Duration::from_millis(QUEUE_WAIT_MS)).await;
+    if !set_phase(&state, &request_id, Phase::InProgress) {
+        return; // canceled while queued
+    }
+    let has = |mode: FaultMode| faults.iter().find(|f| f.mode == mode);
+    if let Some(slow) = has(FaultMode::Slow) {
+        tokio::time::sleep(Duration::from_millis(slow.delay_ms)).await;
+    }
+    let outcome = match has(FaultMode::ErrorAfterCompleted) {
+        Some(_) => Err((
+            422,
+            json!([{ "loc": ["body", "person_image_url"], "msg": "No person detected in the image (emulated)", "type": "value_error" }]),
+        )),
+        _ => generate(&state, &model_id, &input).await.map_err(|(status, detail)| (status.as_u16(), detail)),
+    };
+    if !set_phase(&state, &request_id, Phase::Completed(outcome.clone())) {
+        return; // canceled while running
+    }
+    if let Some(url) = webhook_url {
+        let webhook_fault = faults.into_iter().find(|f| {
+            matches!(f.mode, FaultMode::WebhookNever | FaultMode::WebhookTwice | FaultMode::WebhookLate | FaultMode::WebhookBadSignature)
+        });
+        webhook::deliver(state, url, request_id, outcome, webhook_fault).await;
+    }
+}
+
+/// Moves a request on, unless it was canceled. Returns false if it was.
+fn set_phase(state: &AppState, request_id: &str, phase: Phase) -> bool {
+    let mut queue = state.queue.lock().unwrap();
+    match queue.get_mut(request_id) {
+        Some(r) if !matches!(r.phase, Phase::Canceled) => {
+            r.phase = phase;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn lookup(state: &AppState, app: &str, request_id: &str) -> Option<QueuedRequest> {
+    state.queue.lock().unwrap().get(request_id).filter(|r| r.app == app).cloned()
+}
+
+fn not_found() -> Response {
+    fal_error(StatusCode::NOT_FOUND, "Request not found".into())
+}
+
+fn record_call(state: &AppState, method: &str, path: String, headers: &HeaderMap) -> bool {
+    let authorized = is_authorized(state, headers);
+    state.record(RecordedRequest { method: method.into(), path, authorized, body: Value::Null });
+    authorized
+}
+
+async fn status(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
+    if !record_call(&state, "GET", format!("/queue/{owner}/{app}/requests/{id}/status"), &headers) {
+        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
+    }
+    let app_id = format!("{owner}/{app}");
+    let Some(request) = lookup(&state, &app_id, &id) else { return not_found() };
+    let response_url = format!("{}/queue/{app_id}/requests/{id}", state.base_url);
+    let (code, body) = match request.phase {
+        Phase::InQueue => (StatusCode::ACCEPTED, json!({ "status": "IN_QUEUE", "queue_position": 0, "response_url": response_url })),
+        Phase::InProgress => (StatusCode::ACCEPTED, json!({ "status": "IN_PROGRESS", "response_url": response_url, "logs": [] })),
+        Phase::Completed(_) | Phase::Canceled => {
+            (StatusCode::OK, json!({ "status": "COMPLETED", "response_url": response_url, "logs": [], "metrics": {} }))
+        }
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn result(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
+    if !record_call(&state, "GET", format!("/queue/{owner}/{app}/requests/{id}"), &headers) {
+        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
+    }
+    let Some(request) = lookup(&state, &format!("{owner}/{app}"), &id) else { return not_found() };
+    match request.phase {
+        Phase::Completed(Ok(output)) => Json(output).into_response(),
+        Phase::Completed(Err((status, detail))) => {
+            fal_error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), detail)
+        }
+        Phase::Canceled => fal_error(StatusCode::BAD_REQUEST, "Request was cancelled".into()),
+        Phase::InQueue | Phase::InProgress => fal_error(StatusCode::BAD_REQUEST, "Request is still in progress".into()),
+    }
+}
+
+async fn cancel(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
+    if !record_call(&state, "PUT", format!("/queue/{owner}/{app}/requests/{id}/cancel"), &headers) {
+        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
+    }
+    if lookup(&state, &format!("{owner}/{app}"), &id).is_none() {
+        return not_found();
+    }
+    let mut queue = state.queue.lock().unwrap();
+    let request = queue.get_mut(&id).expect("looked up above");
+    match request.phase {
+        Phase::Completed(_) | Phase::Canceled => (StatusCode::BAD_REQUEST, Json(json!({ "status": "ALREADY_COMPLETED" }))).into_response(),
+        Phase::InQueue | Phase::InProgress => {
+            request.phase = Phase::Canceled;
+            (StatusCode::ACCEPTED, Json(json!({ "status": "CANCELLATION_REQUESTED" }))).into_response()
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
