@@ -13,7 +13,7 @@ STATE="$ROOT/.state"
 BASE="http://127.0.0.1:$PORT"
 EMULATOR="http://127.0.0.1:$FAL_EMULATOR_PORT"
 
-bash scripts/setup.sh
+SKIP_BROWSER=1 bash scripts/setup.sh
 bash scripts/build.sh
 cargo build -q -p fal-emulator
 

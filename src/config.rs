@@ -46,6 +46,11 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Key from which each client's callback signing secret is derived.
     pub webhook_signing_key: Option<Secret>,
+    /// Where generation events are forwarded, if anywhere.
+    pub metrics_endpoint: Option<String>,
+    pub metrics_token: Option<Secret>,
+    /// Generation rows older than this are deleted by the scheduled handler.
+    pub retention_days: u64,
 }
 
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
@@ -54,6 +59,8 @@ pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
 pub const DEFAULT_JOB_TTL_S: u64 = 3600;
 pub const DEFAULT_JOB_POLL_AFTER_MS: u64 = 20_000;
+/// 13 months: a year of invoices plus the month in progress.
+pub const DEFAULT_RETENTION_DAYS: u64 = 396;
 pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
 impl Config {
@@ -82,6 +89,9 @@ impl Config {
             fal_jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
             public_base_url: var("PUBLIC_BASE_URL").map(trim_url),
             webhook_signing_key: secret("WEBHOOK_SIGNING_KEY").map(Secret),
+            metrics_endpoint: var("METRICS_ENDPOINT"),
+            metrics_token: secret("METRICS_TOKEN").map(Secret),
+            retention_days: number("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?.max(1),
         })
     }
 }

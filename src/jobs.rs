@@ -55,6 +55,7 @@ pub async fn complete(ctx: &Ctx, mut job: Job, outcome: JobOutcome) -> ApiResult
         let current = jobs::get(&kv, &job.id).await?.unwrap_or(job);
         return Ok((current, false));
     }
+    crate::metrics::forward_in_background(ctx, &row);
     job.finish(&outcome, now);
     ctx.timed("store", jobs::put(&kv, &job, now, ctx.config.job_ttl_s)).await?;
     let client = crate::domain::ids::ClientId::parse(&job.client_id)

@@ -10,6 +10,7 @@ pub mod http;
 pub mod jobs;
 pub mod limiter;
 pub mod maintenance;
+pub mod metrics;
 pub mod outbound;
 pub mod router;
 pub mod store;

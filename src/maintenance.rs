@@ -1,13 +1,18 @@
 //! The scheduled (cron) handler: housekeeping that must not wait for traffic.
 
 use crate::config::Config;
+use crate::domain::time::DAY_MS;
 use crate::error::ApiResult;
 use crate::store;
 use worker::D1Database;
 
-/// Runs every task; one failing does not stop the others.
+/// Runs every task; one failing does not stop the others. Idempotency keys
+/// are not here: they live in each client's limiter object, which drops
+/// them a day after use whenever it is next asked.
 pub async fn run(db: &D1Database, config: &Config, now: u64) {
     report("purge expired admin sessions", store::sessions::purge_expired(db, now, config.session_idle_timeout_ms).await);
+    let cutoff = now.saturating_sub(config.retention_days * DAY_MS);
+    report("delete generations past retention", store::generations::delete_older_than(db, cutoff).await);
 }
 
 fn report(task: &str, result: ApiResult<u64>) {

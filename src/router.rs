@@ -15,6 +15,9 @@ pub enum Route {
     CancelJob(String),
     /// FAL's webhook: authenticated by FAL's signature, not by API key.
     FalWebhook,
+    // The dashboard page and its assets (the page checks the session itself).
+    AdminPage,
+    AdminAsset(String),
     // Admin API, authenticated by session cookie (except login).
     AdminLogin,
     AdminLogout,
@@ -29,6 +32,8 @@ pub enum Route {
     AdminClientMetrics(String),
     AdminGenerations,
     AdminUsage,
+    AdminOverview,
+    AdminClientStats(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -49,6 +54,10 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
         ["api", "jobs"] => vec![(Post, Route::CreateJob)],
         ["api", "jobs", id] => vec![(Get, Route::GetJob(id.to_string())), (Delete, Route::CancelJob(id.to_string()))],
         ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook)],
+        ["admin"] => vec![(Get, Route::AdminPage)],
+        ["admin", "assets", name] => vec![(Get, Route::AdminAsset(name.to_string()))],
+        ["admin", "overview"] => vec![(Get, Route::AdminOverview)],
+        ["admin", "clients", id, "stats"] => vec![(Get, Route::AdminClientStats(id.to_string()))],
         ["admin", "login"] => vec![(Post, Route::AdminLogin)],
         ["admin", "logout"] => vec![(Post, Route::AdminLogout)],
         ["admin", "session"] => vec![(Get, Route::AdminSession)],

@@ -92,9 +92,11 @@ pub fn settlement_of(status: Outcome) -> Settlement {
     }
 }
 
-/// Records the attempt, retrying a failed write. If D1 stays down, the shopper
-/// still gets the image; the full row goes to the logs so it can be replayed.
+/// Records the attempt, retrying a failed write, and forwards its event. If
+/// D1 stays down, the shopper still gets the image; the full row goes to the
+/// logs so it can be replayed.
 pub async fn record_or_log(ctx: &Ctx, row: &GenerationRow) {
+    crate::metrics::forward_in_background(ctx, row);
     for attempt in 0..3 {
         match record(&ctx.db, row).await {
             Ok(()) => return,

@@ -195,3 +195,25 @@ pub async fn outcome_of(db: &D1Database, id: &str) -> ApiResult<Option<bool>> {
         first(db, "SELECT status FROM generations WHERE id = ?1 OR job_id = ?1 LIMIT 1", args![id]).await?;
     Ok(row.map(|r| r.status == Outcome::Success))
 }
+
+/// Deletes generation rows created before `cutoff`, in chunks so that no
+/// single statement holds the database for long; the daily rollups stay, so
+/// totals and invoices still count them. Returns how many rows went.
+pub async fn delete_older_than(db: &D1Database, cutoff: u64) -> ApiResult<u64> {
+    const CHUNK: u64 = 5_000;
+    const MAX_CHUNKS: u64 = 20;
+    let mut deleted = 0;
+    for _ in 0..MAX_CHUNKS {
+        let n = super::execute(
+            db,
+            "DELETE FROM generations WHERE id IN (SELECT id FROM generations WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            args![cutoff, CHUNK],
+        )
+        .await?;
+        deleted += n;
+        if n < CHUNK {
+            break;
+        }
+    }
+    Ok(deleted)
+}

@@ -2,6 +2,7 @@
 //! id, so one client can never be handed another's rows by accident.
 
 pub mod clients;
+pub mod dashboard;
 pub mod generations;
 pub mod jobs;
 pub mod sessions;

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_auth;
+mod browser;
 mod callbacks;
 mod clients;
 mod cors;
@@ -14,4 +15,5 @@ mod idempotency;
 mod jobs;
 mod limits;
 mod maintenance;
+mod metrics;
 mod routing;

@@ -10,7 +10,10 @@ use crate::domain::input::parse_json;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, page_params, query_pairs, read_json_body, split_page, Ctx};
+use crate::domain::time::{day_number, month_bounds, month_key};
 use crate::limiter::client::Limiter;
+use crate::store::dashboard;
+use futures_util::future::join;
 use crate::store::clients::{self as store, ClientRow, KeyRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -24,12 +27,19 @@ pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     let rows = store::list(&ctx.db, limit + 1, after.as_ref()).await?;
     let (rows, next_cursor) = split_page(rows, limit, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let keys = store::keys_of(&ctx.db, &ids).await?;
+    let month_start = month_bounds(&month_key(ctx.now)).map_or(0, |(start, _)| day_number(start));
+    let (keys, activity) = join(store::keys_of(&ctx.db, &ids), dashboard::activity_of(&ctx.db, &ids, month_start)).await;
+    let (keys, activity) = (keys?, activity?);
     let data: Vec<Value> = rows
         .iter()
         .map(|row| {
             let own: Vec<&KeyRow> = keys.iter().filter(|k| k.client_id == row.id).collect();
-            client_view(row, &own, ctx.now)
+            let mut view = client_view(row, &own, ctx.now);
+            let seen = activity.iter().find(|a| a.client_id == row.id);
+            view["usage_this_month"] = json!(seen.and_then(|a| a.used_this_month).unwrap_or(0));
+            view["failed_this_month"] = json!(seen.and_then(|a| a.failed_this_month).unwrap_or(0));
+            view["last_generation_at"] = json!(seen.and_then(|a| a.last_generation_at).map(to_rfc3339));
+            view
         })
         .collect();
     json(200, &json!({ "data": data, "next_cursor": next_cursor }))

@@ -1,6 +1,7 @@
 //! The admin API: sessions, clients and their keys, metrics.
 
 pub mod clients;
+pub mod dashboard;
 pub mod metrics;
 pub mod session;
 pub mod usage;

@@ -1,6 +1,7 @@
 //! The spawn helper, typed requests and request bodies shared by every test.
 
 pub mod api;
+pub mod metrics_sink;
 pub mod receiver;
 pub mod stack;
 

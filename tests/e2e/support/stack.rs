@@ -36,6 +36,16 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Blocks on `work` on the stack's runtime (from any thread).
+pub fn block_on<T: Send + 'static>(work: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    off_runtime(move || runtime().block_on(work))
+}
+
+/// Runs `work` in the background on the stack's runtime, which outlives every test.
+pub fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    runtime().spawn(work);
+}
+
 /// Runs `f` on a plain thread, so it may block on our runtime even when called
 /// from inside a test's own runtime.
 fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -80,10 +90,11 @@ pub fn shared() -> &'static Stack {
 /// Starts a dedicated stack; it stops when dropped.
 pub fn start(options: StackOptions) -> Stack {
     let emulator_url = emulator().url();
-    off_runtime(move || start_blocking(options, emulator_url))
+    let metrics_url = super::metrics_sink::sink().url();
+    off_runtime(move || start_blocking(options, emulator_url, metrics_url))
 }
 
-fn start_blocking(options: StackOptions, emulator_url: String) -> Stack {
+fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: String) -> Stack {
     build_once();
     let state_dir = options.state_dir.clone().unwrap_or_else(fresh_state_dir);
     std::fs::create_dir_all(&state_dir).expect("state dir");
@@ -106,12 +117,14 @@ fn start_blocking(options: StackOptions, emulator_url: String) -> Stack {
         ("JOB_POLL_AFTER_MS".into(), JOB_POLL_AFTER_MS.to_string()),
         ("JOB_TTL_SECONDS".into(), JOB_TTL_SECONDS.to_string()),
         ("WEBHOOK_SIGNING_KEY".into(), WEBHOOK_SIGNING_KEY.into()),
+        ("METRICS_ENDPOINT".into(), metrics_url),
         ("FAL_KEY".into(), FAL_KEY.into()),
         ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
         ("FAL_TIMEOUT_MS".into(), FAL_TIMEOUT_MS.to_string()),
         ("ALLOW_LOOPBACK_IMAGE_URLS".into(), "true".into()),
         ("TEST_CLOCK".into(), "enabled".into()),
     ];
+    vars.retain(|(name, _)| !options.vars.iter().any(|(own, _)| own == name));
     vars.extend(options.vars);
     let log = std::fs::File::create(logs.join(format!("wrangler-{port}.log"))).expect("log file");
     let mut cmd = wrangler();

@@ -1,0 +1,312 @@
+// The admin dashboard: plain DOM, no framework, no inline script. Every string
+// from the API reaches the page through textContent or attributes, never as
+// HTML, so a client named "<script>" is just a name.
+"use strict";
+
+const app = document.getElementById("app");
+const nav = document.getElementById("nav");
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "testid") node.dataset.testid = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const svgNs = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(svgNs, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) { init.headers["content-type"] = "application/json"; init.body = JSON.stringify(body); }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    if (response.status === 401 && path !== "/admin/login") { showLogin(); }
+    throw new ApiError(response.status, error.code || "error", error.message || `HTTP ${response.status}`);
+  }
+  return data;
+}
+
+function toast(message) {
+  const t = el("div", { class: "toast", role: "status" }, message);
+  document.body.append(t);
+  setTimeout(() => t.remove(), 2500);
+}
+
+const fmt = {
+  n: (v) => (v ?? 0).toLocaleString("en-US"),
+  date: (iso) => (iso ? new Date(iso).toLocaleString() : "—"),
+  day: (iso) => (iso ? iso.slice(0, 10) : "—"),
+  pct: (part, whole) => (whole ? `${((100 * part) / whole).toFixed(1)}%` : "—"),
+  ms: (v) => (v === null || v === undefined ? "—" : `${fmt.n(v)} ms`),
+};
+
+function render(...nodes) {
+  app.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+}
+
+function failure(error) {
+  return el("p", { class: "error", role: "alert", testid: "error" }, error.message || String(error));
+}
+
+// ---------- login ----------
+
+function showLogin() {
+  nav.hidden = true;
+  const password = el("input", { type: "password", name: "password", autocomplete: "current-password", required: true, testid: "password" });
+  const message = el("p", { class: "error", role: "alert" });
+  const form = el("form", { class: "card login", testid: "login-form", onsubmit: async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    try {
+      await api("POST", "/admin/login", { password: password.value });
+      nav.hidden = false;
+      route();
+    } catch (e) { message.textContent = e.message; }
+  } },
+    el("h1", {}, "Log in"),
+    el("label", {}, "Admin password", password),
+    el("p", {}, el("button", { type: "submit", testid: "login" }, "Log in")),
+    message);
+  render(form);
+  password.focus();
+}
+
+// ---------- overview ----------
+
+async function showOverview() {
+  const data = await api("GET", "/admin/overview");
+  const stat = (label, value, testid) => el("div", { class: "stat", testid }, el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+  const busiest = el("table", { testid: "busiest" },
+    el("thead", {}, el("tr", {}, el("th", {}, "Client"), el("th", {}, "Generations this month"), el("th", {}, "Errors"))),
+    el("tbody", {}, data.busiest_clients.length ? data.busiest_clients.map((c) => el("tr", {},
+      el("td", {}, el("a", { href: `#/clients/${encodeURIComponent(c.client_id)}` }, c.name)),
+      el("td", {}, fmt.n(c.success + c.error)),
+      el("td", {}, fmt.n(c.error)))) : el("tr", {}, el("td", { colspan: 3, class: "muted" }, "No generations this month yet."))));
+  render(
+    el("h1", {}, "Overview"),
+    el("div", { class: "cards" },
+      stat("Today", fmt.n(data.today.total), "today-total"),
+      stat("This month", fmt.n(data.month.total), "month-total"),
+      stat("Error rate this month", fmt.pct(data.month.error, data.month.total), "error-rate"),
+      stat("Clients", fmt.n(data.clients), "client-count")),
+    el("h2", {}, "Busiest clients this month"),
+    busiest);
+}
+
+// ---------- clients ----------
+
+function pill(text) { return el("span", { class: `pill ${text}` }, text); }
+
+function usageBar(used, limit) {
+  const ratio = limit ? Math.min(1, used / limit) : 1;
+  const bar = el("div", { class: `bar${ratio >= 1 ? " full" : ""}`, title: `${used} of ${limit}` }, el("span", {}));
+  bar.firstChild.style.width = `${(ratio * 100).toFixed(1)}%`;
+  return el("div", {}, `${fmt.n(used)} / ${fmt.n(limit)}`, bar);
+}
+
+function shownOnce(label, value, testid) {
+  const copy = el("button", { type: "button", class: "secondary", testid: `${testid}-copy`, onclick: async () => {
+    try { await navigator.clipboard.writeText(value); toast("Copied"); copy.textContent = "Copied"; }
+    catch { toast("Copy failed: select the text and copy it"); }
+  } }, "Copy");
+  return el("div", { class: "secret", testid },
+    el("span", { class: "notice" }, `${label}: shown only this once. Store it now; it cannot be shown again.`),
+    el("code", { testid: `${testid}-value` }, value), copy);
+}
+
+function originsFrom(text) { return text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean); }
+
+async function showClients() {
+  const page = await api("GET", "/admin/clients?limit=100");
+  const revealed = el("div", {});
+  const message = el("p", { class: "error", role: "alert" });
+  const field = (label, input) => el("label", {}, label, input);
+  const name = el("input", { name: "name", required: true, testid: "new-name" });
+  const email = el("input", { name: "email", type: "email" });
+  const limit = el("input", { name: "usage_limit", type: "number", min: 0, value: 5000 });
+  const rate = el("input", { name: "rate_limit_per_minute", type: "number", min: 1, value: 60 });
+  const origins = el("input", { name: "allowed_origins", placeholder: "https://shop.example" });
+  const form = el("form", { class: "card grid", testid: "create-client", onsubmit: async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    try {
+      const created = await api("POST", "/admin/clients", {
+        name: name.value, email: email.value || undefined, usage_limit: Number(limit.value),
+        rate_limit_per_minute: Number(rate.value), allowed_origins: originsFrom(origins.value),
+      });
+      form.reset();
+      await showClients();
+      app.prepend(shownOnce(`API key for ${created.client.name}`, created.api_key, "new-key"));
+    } catch (e) { message.textContent = e.message; }
+  } },
+    field("Name", name), field("Email", email), field("Monthly limit", limit), field("Rate per minute", rate),
+    field("Allowed origins", origins), el("div", {}, el("button", { type: "submit", testid: "create" }, "Create client")), message);
+
+  const rows = page.data.map((c) => el("tr", { testid: "client-row" },
+    el("td", {}, el("a", { href: `#/clients/${encodeURIComponent(c.id)}`, testid: "client-link" }, c.name), el("div", { class: "muted mono" }, c.id)),
+    el("td", {}, pill(c.active ? "active" : "inactive")),
+    el("td", { class: "mono" }, c.keys.filter((k) => k.status !== "revoked" && k.status !== "expired").map((k) => el("div", {}, `${k.prefix}…`))),
+    el("td", {}, usageBar(c.usage_this_month, c.usage_limit)),
+    el("td", {}, `${fmt.n(c.rate_limit_per_minute)}/min`),
+    el("td", {}, fmt.date(c.last_generation_at)),
+    el("td", {}, fmt.day(c.created_at))));
+  render(
+    revealed,
+    el("h1", {}, "Clients"),
+    el("h2", {}, "New client"), form,
+    el("table", { testid: "clients" },
+      el("thead", {}, el("tr", {}, ["Name", "Status", "Keys", "Usage this month", "Rate limit", "Last generation", "Created"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No clients yet.")))),
+    page.next_cursor ? el("p", { class: "muted" }, "Showing the 100 newest clients.") : null);
+}
+
+// ---------- one client ----------
+
+function chart(daily, days) {
+  const byDay = new Map();
+  for (const row of daily) {
+    const d = byDay.get(row.day) || { success: 0, error: 0 };
+    d.success += row.success; d.error += row.error;
+    byDay.set(row.day, d);
+  }
+  const last = Math.floor(Date.now() / 86400000);
+  const series = [];
+  for (let day = last - days + 1; day <= last; day++) series.push({ day, ...(byDay.get(day) || { success: 0, error: 0 }) });
+  const max = Math.max(1, ...series.map((d) => d.success + d.error));
+  const width = 600, height = 160, slot = width / series.length;
+  const bars = series.flatMap((d, i) => {
+    const hs = (d.success / max) * (height - 20), he = (d.error / max) * (height - 20);
+    const x = i * slot + 1, w = Math.max(1, slot - 2);
+    const title = `${new Date(d.day * 86400000).toISOString().slice(0, 10)}: ${d.success} ok, ${d.error} errors`;
+    return [
+      svg("rect", { class: "success", x, y: height - 14 - hs, width: w, height: hs }, svg("title", {}, title)),
+      svg("rect", { class: "error", x, y: height - 14 - hs - he, width: w, height: he }, svg("title", {}, title)),
+    ];
+  });
+  const labels = [0, series.length - 1].map((i) => svg("text", { x: i * slot, y: height - 2 }, new Date(series[i].day * 86400000).toISOString().slice(5, 10)));
+  return el("div", { class: "card", testid: "chart" },
+    el("div", { class: "legend" }, el("span", {}, el("i", { class: "ok-swatch" }), "success"), el("span", {}, el("i", { class: "error-swatch" }), "error")),
+    svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Generations per day, last ${days} days` }, ...bars, ...labels));
+}
+
+async function showClient(id) {
+  const path = `/admin/clients/${encodeURIComponent(id)}`;
+  const [client, metrics, stats] = await Promise.all([api("GET", path), api("GET", `${path}/metrics`), api("GET", `${path}/stats?days=30`)]);
+  const revealed = el("div", {});
+  const message = el("p", { class: "error", role: "alert" });
+
+  const active = el("input", { type: "checkbox", name: "active", checked: client.active });
+  const limit = el("input", { type: "number", min: 0, value: client.usage_limit, testid: "edit-limit" });
+  const rate = el("input", { type: "number", min: 1, value: client.rate_limit_per_minute });
+  const concurrency = el("input", { type: "number", min: 1, value: client.max_concurrent });
+  const origins = el("textarea", { rows: 2 }, client.allowed_origins.join("\n"));
+  const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon" });
+  const edit = el("form", { class: "card grid", testid: "edit-client", onsubmit: async (event) => {
+    event.preventDefault();
+    message.textContent = "";
+    try {
+      const updated = await api("PATCH", path, {
+        active: active.checked, usage_limit: Number(limit.value), rate_limit_per_minute: Number(rate.value),
+        max_concurrent: Number(concurrency.value), allowed_origins: originsFrom(origins.value), webhook_url: webhook.value || null,
+      });
+      toast("Saved");
+      if (updated.webhook_secret) revealed.replaceChildren(shownOnce("Callback signing secret", updated.webhook_secret, "webhook-secret"));
+    } catch (e) { message.textContent = e.message; }
+  } },
+    el("label", {}, "Active", active), el("label", {}, "Monthly limit", limit), el("label", {}, "Rate per minute", rate),
+    el("label", {}, "Max concurrent", concurrency), el("label", {}, "Allowed origins (one per line)", origins),
+    el("label", {}, "Callback URL", webhook), el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
+
+  const grace = el("select", {}, [["0", "revoke old keys now"], ["3600", "keep old keys 1 hour"], ["86400", "keep old keys 1 day"], ["604800", "keep old keys 7 days"]].map(([v, t]) => el("option", { value: v }, t)));
+  const keys = el("table", { testid: "keys" },
+    el("thead", {}, el("tr", {}, ["Key", "Status", "Created", "Ends", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, client.keys.map((k) => el("tr", {},
+      el("td", { class: "mono" }, `${k.prefix}…`), el("td", {}, pill(k.status)), el("td", {}, fmt.date(k.created_at)),
+      el("td", {}, fmt.date(k.revoked_at || k.expires_at)),
+      el("td", {}, k.status === "revoked" || k.status === "expired" ? "" : el("button", { type: "button", class: "danger", onclick: async () => {
+        if (!confirm(`Revoke ${k.prefix}…? It stops working at once.`)) return;
+        try { await api("DELETE", `${path}/keys/${encodeURIComponent(k.id)}`); await showClient(id); } catch (e) { toast(e.message); }
+      } }, "Revoke"))))));
+  const rotate = el("div", { class: "row" }, grace, el("button", { type: "button", class: "secondary", testid: "rotate", onclick: async () => {
+    try {
+      const rotated = await api("POST", `${path}/keys`, { grace_period_seconds: Number(grace.value) });
+      await showClient(id);
+      app.prepend(shownOnce("New API key", rotated.api_key, "new-key"));
+    } catch (e) { toast(e.message); }
+  } }, "Rotate key"));
+
+  const byModel = Object.entries(metrics.generations_by_model);
+  const events = el("table", { testid: "events" },
+    el("thead", {}, el("tr", {}, ["When", "Model", "Status", "Duration", "Result"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, metrics.recent_events.length ? metrics.recent_events.map((g) => el("tr", { testid: "event" },
+      el("td", {}, fmt.date(g.created_at), el("div", { class: "muted mono" }, g.id)),
+      el("td", {}, g.model, g.job_id ? el("div", { class: "muted" }, "job") : null),
+      el("td", {}, pill(g.status)),
+      el("td", {}, fmt.ms(g.duration_ms)),
+      el("td", {}, g.image_url ? el("a", { href: g.image_url, target: "_blank", rel: "noopener noreferrer" }, el("img", { class: "thumb", src: g.image_url, alt: "result", loading: "lazy" }))
+        : el("span", { class: "error" }, g.error || "")))) : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No generations yet."))));
+
+  render(
+    revealed,
+    el("p", {}, el("a", { href: "#/clients" }, "← Clients")),
+    el("h1", { testid: "client-name" }, client.name),
+    el("p", { class: "muted mono" }, client.id, client.email ? ` · ${client.email}` : ""),
+    el("div", { class: "cards" },
+      el("div", { class: "stat" }, el("div", { class: "label" }, "Total generations"), el("div", { class: "value", testid: "total" }, fmt.n(metrics.total_generations))),
+      el("div", { class: "stat" }, el("div", { class: "label" }, "Errors"), el("div", { class: "value" }, fmt.n(metrics.error_count))),
+      el("div", { class: "stat" }, el("div", { class: "label" }, "p50 / p95 (30 days)"), el("div", { class: "value", testid: "percentiles" }, `${fmt.ms(stats.duration_ms.p50)} / ${fmt.ms(stats.duration_ms.p95)}`)),
+      el("div", { class: "stat" }, el("div", { class: "label" }, "Last generation"), el("div", { class: "value" }, fmt.date(metrics.last_generation_at)))),
+    el("h2", {}, "Generations per day (30 days)"), chart(stats.daily, 30),
+    el("p", {}, byModel.length ? byModel.map(([m, n]) => el("span", { class: "pill" }, `${m}: ${fmt.n(n)}`)) : ""),
+    el("h2", {}, "Recent events"), events,
+    el("h2", {}, "Settings"), edit,
+    el("h2", {}, "API keys"), keys, rotate);
+}
+
+// ---------- routing ----------
+
+async function route() {
+  const hash = location.hash || "#/";
+  try {
+    await api("GET", "/admin/session");
+  } catch (e) {
+    if (e.status === 401) return showLogin();
+    return render(failure(e));
+  }
+  nav.hidden = false;
+  try {
+    const client = hash.match(/^#\/clients\/([^/]+)$/);
+    if (client) await showClient(decodeURIComponent(client[1]));
+    else if (hash.startsWith("#/clients")) await showClients();
+    else await showOverview();
+  } catch (e) {
+    if (e.status !== 401) render(failure(e));
+  }
+}
+
+document.getElementById("logout").addEventListener("click", async () => {
+  try { await api("POST", "/admin/logout"); } finally { showLogin(); }
+});
+window.addEventListener("hashchange", route);
+route();

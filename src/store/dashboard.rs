@@ -1,0 +1,147 @@
+//! The aggregates behind the admin dashboard. Totals, charts and the busiest
+//! clients read the daily rollups (`usage_daily`, a few rows per client, day
+//! and model), never a scan of `generations`; percentiles and recent events
+//! read one client's recent rows through its `(client_id, created_at)` index.
+
+use super::{batch, d1_error, statement};
+use crate::args;
+use crate::domain::ids::ClientId;
+use crate::error::ApiResult;
+use serde::{Deserialize, Serialize};
+use worker::D1Database;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct Totals {
+    pub success: Option<u64>,
+    pub error: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct BusyClient {
+    pub client_id: String,
+    pub name: String,
+    pub success: u64,
+    pub error: u64,
+}
+
+pub struct Overview {
+    pub today: Totals,
+    pub month: Totals,
+    pub busiest: Vec<BusyClient>,
+    pub clients: u64,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: u64,
+}
+
+/// Today's and this month's totals, the ten busiest clients of the month, and
+/// the client count: four index reads in one round trip.
+pub async fn overview(db: &D1Database, today: u64, month_start_day: u64) -> ApiResult<Overview> {
+    let totals = "SELECT SUM(success_count) AS success, SUM(error_count) AS error FROM usage_daily WHERE day >= ?1 AND day <= ?2";
+    let results = batch(
+        db,
+        vec![
+            statement(db, totals, args![today, today])?,
+            statement(db, totals, args![month_start_day, today])?,
+            statement(
+                db,
+                "SELECT u.client_id, c.name, SUM(u.success_count) AS success, SUM(u.error_count) AS error
+                 FROM usage_daily u JOIN clients c ON c.id = u.client_id
+                 WHERE u.day >= ?1 AND u.day <= ?2
+                 GROUP BY u.client_id ORDER BY SUM(u.success_count + u.error_count) DESC LIMIT 10",
+                args![month_start_day, today],
+            )?,
+            statement(db, "SELECT COUNT(*) AS n FROM clients", args![])?,
+        ],
+    )
+    .await?;
+    let first_totals = |i: usize| -> ApiResult<Totals> {
+        Ok(results[i].results::<Totals>().map_err(d1_error)?.into_iter().next().unwrap_or_default())
+    };
+    Ok(Overview {
+        today: first_totals(0)?,
+        month: first_totals(1)?,
+        busiest: results[2].results().map_err(d1_error)?,
+        clients: results[3].results::<Count>().map_err(d1_error)?.first().map_or(0, |c| c.n),
+    })
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct DailyRow {
+    pub day: u64,
+    pub model: String,
+    pub success: u64,
+    pub error: u64,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+    pub n: Option<u64>,
+}
+
+pub struct ClientStats {
+    pub daily: Vec<DailyRow>,
+    pub durations: Percentiles,
+}
+
+/// One client's generations per day and model since `from_day`, and the
+/// median and 95th percentile duration of its successes since `from_ms`.
+pub async fn client_stats(db: &D1Database, client: &ClientId, from_day: u64, from_ms: u64) -> ApiResult<ClientStats> {
+    let id = client.as_str();
+    let results = batch(
+        db,
+        vec![
+            statement(
+                db,
+                "SELECT day, model, success_count AS success, error_count AS error FROM usage_daily
+                 WHERE client_id = ?1 AND day >= ?2 ORDER BY day, model",
+                args![id, from_day],
+            )?,
+            statement(
+                db,
+                "WITH d AS (
+                   SELECT duration_ms, ROW_NUMBER() OVER (ORDER BY duration_ms) AS rn, COUNT(*) OVER () AS n
+                   FROM generations WHERE client_id = ?1 AND created_at >= ?2 AND status = 'success')
+                 SELECT MIN(CASE WHEN rn >= 0.5 * n THEN duration_ms END) AS p50,
+                        MIN(CASE WHEN rn >= 0.95 * n THEN duration_ms END) AS p95,
+                        MAX(n) AS n
+                 FROM d",
+                args![id, from_ms],
+            )?,
+        ],
+    )
+    .await?;
+    Ok(ClientStats {
+        daily: results[0].results().map_err(d1_error)?,
+        durations: results[1].results::<Percentiles>().map_err(d1_error)?.into_iter().next().unwrap_or_default(),
+    })
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ClientActivity {
+    pub client_id: String,
+    pub used_this_month: Option<u64>,
+    pub failed_this_month: Option<u64>,
+    pub last_generation_at: Option<u64>,
+}
+
+/// This month's usage and the last generation time of a page of clients.
+pub async fn activity_of(db: &D1Database, ids: &[String], month_start_day: u64) -> ApiResult<Vec<ClientActivity>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::all(
+        db,
+        "SELECT j.value AS client_id,
+                (SELECT SUM(success_count) FROM usage_daily u WHERE u.client_id = j.value AND u.day >= ?2) AS used_this_month,
+                (SELECT SUM(error_count) FROM usage_daily u WHERE u.client_id = j.value AND u.day >= ?2) AS failed_this_month,
+                (SELECT MAX(created_at) FROM generations g WHERE g.client_id = j.value) AS last_generation_at
+         FROM json_each(?1) j",
+        args![serde_json::to_string(ids)?, month_start_day],
+    )
+    .await
+}

@@ -1,0 +1,96 @@
+// Drives the admin dashboard in headless Chromium (Debian's package, via
+// playwright-core): log in, create a client, copy its key, run a generation
+// through the API with it, and see it in the dashboard. Saves a screenshot of
+// each page. Run by tests/e2e/browser.rs against a live stack:
+//   BASE_URL=… ADMIN_PASSWORD=… EMULATOR_URL=… ARTIFACTS=… node tests/browser/dashboard.mjs
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import assert from "node:assert/strict";
+
+const { BASE_URL, ADMIN_PASSWORD, EMULATOR_URL, ARTIFACTS } = process.env;
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const problems = [];
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE_URL });
+  const page = await context.newPage();
+  page.on("dialog", async (d) => { problems.push(`unexpected dialog: ${d.message()}`); await d.dismiss(); });
+  // Failed loads are judged by their response below; every other console error counts.
+  page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console error: ${m.text()}`); });
+  // Only the session check before logging in may fail (401: not logged in yet).
+  let loggedIn = false;
+  page.on("response", (r) => {
+    const expected = !loggedIn && r.status() === 401 && r.url().endsWith("/admin/session");
+    if (r.status() >= 400 && !expected) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  const shot = (name) => page.screenshot({ path: `${ARTIFACTS}/${name}.png`, fullPage: true });
+
+  const response = await page.goto(`${BASE_URL}/admin`);
+  const csp = response.headers()["content-security-policy"] || "";
+  assert.match(csp, /script-src 'self'/, "the page is served with a strict CSP");
+  await page.getByTestId("password").fill(ADMIN_PASSWORD);
+  await shot("01-login");
+  loggedIn = true;
+  await page.getByTestId("login").click();
+  await page.getByTestId("today-total").waitFor();
+  await shot("02-overview");
+
+  // A client whose name is HTML must show as text, and run nothing.
+  const name = `<b>Bold & Co</b> <img src=x onerror=alert(1)> ${Date.now()}`;
+  await page.getByTestId("nav-clients").click();
+  await page.getByTestId("new-name").fill(name);
+  await page.getByTestId("create").click();
+  const keyBox = page.getByTestId("new-key-value");
+  await keyBox.waitFor();
+  const shown = (await keyBox.textContent()).trim();
+  assert.match(shown, /^vto_[a-z0-9]{16}_[A-Za-z0-9]{38}$/);
+  await page.getByTestId("new-key-copy").click();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  assert.equal(copied, shown, "the copy button puts the key on the clipboard");
+  const link = page.getByTestId("client-link").filter({ hasText: name });
+  assert.equal(await link.count(), 1, "the new client is listed under its literal name");
+  await shot("03-clients-new-key");
+
+  // A generation through the public API, with the copied key.
+  const generated = await fetch(`${BASE_URL}/api/images/generate`, {
+    method: "POST",
+    headers: { "x-api-key": copied, "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "fal-virtual-try-on",
+      person_image_url: `${EMULATOR_URL}/samples/person.png`,
+      garment_image_urls: [`${EMULATOR_URL}/samples/garment.png`],
+    }),
+  });
+  const generatedText = await generated.text();
+  assert.equal(generated.status, 200, generatedText);
+  const { generation_id } = JSON.parse(generatedText);
+
+  await page.reload();
+  await page.getByTestId("client-link").filter({ hasText: name }).click();
+  await page.getByTestId("events").waitFor();
+  assert.equal((await page.getByTestId("client-name").textContent()).trim(), name);
+  const event = page.getByTestId("event").filter({ hasText: generation_id });
+  assert.equal(await event.count(), 1, "the generation appears in the client's recent events");
+  assert.equal(await page.getByTestId("total").textContent(), "1");
+  const thumb = event.locator("img.thumb");
+  await thumb.waitFor();
+  assert.ok(await thumb.evaluate((img) => img.complete && img.naturalWidth > 0), "the result thumbnail loads");
+  await page.getByTestId("chart").waitFor();
+  await shot("04-client");
+
+  await page.getByTestId("nav-overview").click();
+  await page.getByTestId("busiest").waitFor();
+  await shot("05-overview-after");
+  assert.deepEqual(problems, [], "no dialogs, console errors or CSP violations");
+  console.log(`dashboard ok; screenshots in ${ARTIFACTS}`);
+} finally {
+  await browser.close();
+}

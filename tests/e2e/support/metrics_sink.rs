@@ -1,0 +1,78 @@
+//! The external metrics back end the shared stack forwards events to
+//! (`METRICS_ENDPOINT`). It records every delivery and can be told to fail
+//! or stall the events of one client, so tests sharing it stay independent.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Fail,
+    Stall,
+}
+
+#[derive(Default)]
+pub struct Sink {
+    events: Mutex<Vec<Value>>,
+    modes: Mutex<HashMap<String, Mode>>,
+    url: OnceLock<String>,
+}
+
+impl Sink {
+    pub fn url(&self) -> String {
+        self.url.get().cloned().expect("started")
+    }
+
+    pub fn set_mode(&self, client_id: &str, mode: Mode) {
+        self.modes.lock().unwrap().insert(client_id.to_string(), mode);
+    }
+
+    /// Deliveries (attempts included) of the event with this generation id.
+    pub fn deliveries(&self, generation_id: &str) -> Vec<Value> {
+        self.events.lock().unwrap().iter().filter(|e| e["id"] == generation_id).cloned().collect()
+    }
+
+    pub async fn wait_for(&self, generation_id: &str, n: usize, secs: u64) -> Vec<Value> {
+        for _ in 0..secs * 10 {
+            let got = self.deliveries(generation_id);
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {n} deliveries of {generation_id}, got {:?}", self.deliveries(generation_id));
+    }
+}
+
+pub fn sink() -> &'static Arc<Sink> {
+    static SINK: OnceLock<Arc<Sink>> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = Arc::new(Sink::default());
+        let app = Router::new().route("/events", post(receive)).with_state(sink.clone());
+        let listener = super::stack::block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        sink.url.set(format!("http://{}/events", listener.local_addr().unwrap())).unwrap();
+        super::stack::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        sink
+    })
+}
+
+async fn receive(State(sink): State<Arc<Sink>>, Json(event): Json<Value>) -> StatusCode {
+    let mode = event["client_id"].as_str().and_then(|c| sink.modes.lock().unwrap().get(c).copied());
+    sink.events.lock().unwrap().push(event);
+    match mode {
+        Some(Mode::Fail) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(Mode::Stall) => {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NO_CONTENT,
+    }
+}
