@@ -9,10 +9,9 @@ use crate::http::Ctx;
 use crate::outbound;
 use crate::store;
 use serde_json::json;
-use std::time::Duration;
-use worker::{Date, Delay, Method};
+use worker::Date;
 
-const ATTEMPTS: usize = 3;
+/// Three attempts in all.
 const BACKOFF_MS: [u64; 2] = [1_000, 4_000];
 const TIMEOUT_MS: u64 = 5_000;
 
@@ -31,26 +30,18 @@ pub fn notify_in_background(ctx: &Ctx, job: &Job) {
         };
         let secret = derive_secret(master.expose().as_bytes(), &job.client_id, version);
         let body = json!({ "type": "job.completed", "timestamp": to_rfc3339(Date::now().as_millis()), "data": crate::jobs::view(&job) }).to_string();
-        // The same id on every attempt, so the receiver can drop duplicates.
+        // The same id on every attempt, so the receiver can drop duplicates;
+        // a fresh timestamp and signature on each.
         let message_id = format!("msg_{}", job.id);
-        for attempt in 0..ATTEMPTS {
-            let timestamp = (Date::now().as_millis() / 1000).to_string();
-            let signed = signature(&secret, &message_id, timestamp.parse().unwrap_or(0), &body);
-            let headers = [
-                ("content-type", "application/json"),
-                ("webhook-id", message_id.as_str()),
-                ("webhook-timestamp", timestamp.as_str()),
-                ("webhook-signature", signed.as_str()),
-            ];
-            match outbound::send(Method::Post, &url, &headers, Some(body.clone()), TIMEOUT_MS).await {
-                Ok((status, _)) if (200..300).contains(&status) => return,
-                Ok((status, _)) => worker::console_warn!("callback {message_id} attempt {}: HTTP {status}", attempt + 1),
-                Err(e) => worker::console_warn!("callback {message_id} attempt {}: {e:?}", attempt + 1),
-            }
-            if let Some(wait) = BACKOFF_MS.get(attempt) {
-                Delay::from(Duration::from_millis(*wait)).await;
-            }
-        }
-        worker::console_error!("callback {message_id} to the client's webhook_url failed {ATTEMPTS} times; giving up");
+        let headers = || {
+            let timestamp = Date::now().as_millis() / 1000;
+            vec![
+                ("content-type".to_string(), "application/json".to_string()),
+                ("webhook-id".to_string(), message_id.clone()),
+                ("webhook-timestamp".to_string(), timestamp.to_string()),
+                ("webhook-signature".to_string(), signature(&secret, &message_id, timestamp, &body)),
+            ]
+        };
+        outbound::deliver(&url, headers, &body, TIMEOUT_MS, &BACKOFF_MS, &format!("callback {message_id}")).await;
     });
 }

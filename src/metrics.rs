@@ -6,10 +6,8 @@ use crate::http::Ctx;
 use crate::outbound;
 use crate::store::generations::GenerationRow;
 use serde_json::{json, Value};
-use std::time::Duration;
-use worker::{Delay, Method};
 
-const ATTEMPTS: usize = 3;
+/// Three attempts in all.
 const BACKOFF_MS: [u64; 2] = [500, 2_000];
 const TIMEOUT_MS: u64 = 3_000;
 
@@ -38,20 +36,13 @@ pub fn forward_in_background(ctx: &Ctx, g: &GenerationRow) {
     let authorization = ctx.config.metrics_token.as_ref().map(|t| format!("Bearer {}", t.expose()));
     let (id, body) = (g.id.clone(), event(g).to_string());
     ctx.wait.wait_until(async move {
-        let mut headers = vec![("content-type", "application/json")];
-        if let Some(auth) = &authorization {
-            headers.push(("authorization", auth));
-        }
-        for attempt in 0..ATTEMPTS {
-            match outbound::send(Method::Post, &endpoint, &headers, Some(body.clone()), TIMEOUT_MS).await {
-                Ok((status, _)) if (200..300).contains(&status) => return,
-                Ok((status, _)) => worker::console_warn!("metrics event {id} attempt {}: HTTP {status}", attempt + 1),
-                Err(e) => worker::console_warn!("metrics event {id} attempt {}: {e:?}", attempt + 1),
+        let headers = || {
+            let mut h = vec![("content-type".to_string(), "application/json".to_string())];
+            if let Some(auth) = &authorization {
+                h.push(("authorization".to_string(), auth.clone()));
             }
-            if let Some(wait) = BACKOFF_MS.get(attempt) {
-                Delay::from(Duration::from_millis(*wait)).await;
-            }
-        }
-        worker::console_error!("metrics event {id} was not delivered after {ATTEMPTS} attempts");
+            h
+        };
+        outbound::deliver(&endpoint, headers, &body, TIMEOUT_MS, &BACKOFF_MS, &format!("metrics event {id}")).await;
     });
 }

@@ -48,3 +48,33 @@ pub async fn send(
         }
     }
 }
+
+/// Delivers `body` to `url` in the background style our notifications use:
+/// up to `backoff_ms.len() + 1` attempts, waiting `backoff_ms[i]` after the
+/// i-th failure, each bounded by `timeout_ms`. `headers` is asked afresh for
+/// each attempt (a signature may cover the attempt's timestamp). Returns
+/// whether a 2xx came back; failures are logged under `label`.
+pub async fn deliver(
+    url: &str,
+    headers: impl Fn() -> Vec<(String, String)>,
+    body: &str,
+    timeout_ms: u64,
+    backoff_ms: &[u64],
+    label: &str,
+) -> bool {
+    let attempts = backoff_ms.len() + 1;
+    for attempt in 0..attempts {
+        let owned = headers();
+        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        match send(Method::Post, url, &pairs, Some(body.to_string()), timeout_ms).await {
+            Ok((status, _)) if (200..300).contains(&status) => return true,
+            Ok((status, _)) => worker::console_warn!("{label} attempt {}: HTTP {status}", attempt + 1),
+            Err(e) => worker::console_warn!("{label} attempt {}: {e:?}", attempt + 1),
+        }
+        if let Some(wait) = backoff_ms.get(attempt) {
+            Delay::from(Duration::from_millis(*wait)).await;
+        }
+    }
+    worker::console_error!("{label} was not delivered after {attempts} attempts");
+    false
+}

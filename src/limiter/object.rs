@@ -25,6 +25,8 @@ pub struct RateLimiter {
     state: State,
     env: Env,
     cache: RefCell<Option<LimiterState>>,
+    /// The alarm this object last set, so the hot path does not ask storage.
+    alarm_at: std::cell::Cell<Option<u64>>,
 }
 
 impl DurableObject for RateLimiter {
@@ -49,7 +51,7 @@ impl DurableObject for RateLimiter {
                 worker::console_error!("limiter schema: {e}");
             }
         }
-        Self { state, env, cache: RefCell::new(None) }
+        Self { state, env, cache: RefCell::new(None), alarm_at: std::cell::Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -88,6 +90,7 @@ impl DurableObject for RateLimiter {
     /// settle call was lost): charged if D1 has their successful generation,
     /// released otherwise.
     async fn alarm(&self) -> Result<Response> {
+        self.alarm_at.set(None);
         let now = Date::now().as_millis();
         let due = self.load()?.due_for_reconciliation(now);
         let mut retry_later = false;
@@ -110,6 +113,7 @@ impl DurableObject for RateLimiter {
                 self.exec("DELETE FROM idempotency WHERE reservation = ? AND status IS NULL", vec![reservation.id.as_str().into()])?;
             }
         }
+        self.forget_old_settlements(now)?;
         self.schedule_alarm(if retry_later { RECONCILE_RETRY_MS } else { 0 }).await?;
         Response::ok("reconciled")
     }
@@ -324,7 +328,12 @@ impl RateLimiter {
             "INSERT INTO settled (id, charged, at_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET charged = MAX(charged, excluded.charged)",
             vec![id.into(), i64::from(charged).into(), (now as i64).into()],
         )?;
-        // Jobs live an hour at most; two days of memory is plenty.
+        Ok(())
+    }
+
+    /// Settled ids are needed for as long as a job can still report: an hour.
+    /// Two days of memory is plenty; the alarm clears older ones.
+    fn forget_old_settlements(&self, now: u64) -> Result<()> {
         self.exec("DELETE FROM settled WHERE at_ms < ?", vec![(now.saturating_sub(2 * 86_400_000) as i64).into()])?;
         Ok(())
     }
@@ -368,18 +377,31 @@ impl RateLimiter {
         })
     }
 
-    /// Keeps one alarm set for the earliest reservation expiry (at least `min_offset_ms` away).
+    /// Keeps one alarm set for the earliest reservation expiry (at least
+    /// `min_offset_ms` away). An alarm already due earlier is left alone, so
+    /// most requests touch no alarm at all.
     async fn schedule_alarm(&self, min_offset_ms: i64) -> Result<()> {
         let Some(next) = self.load()?.next_expiry() else {
             return Ok(());
         };
-        let storage = self.state.storage();
         let now = Date::now().as_millis() as i64;
         let offset = (next as i64 - now).max(min_offset_ms);
-        let current = storage.get_alarm().await?;
-        if current.is_none_or(|t| t > now + offset) {
-            storage.set_alarm(offset).await?;
+        let target = (now + offset) as u64;
+        if self.alarm_at.get().is_some_and(|t| t <= target) {
+            return Ok(());
         }
+        let storage = self.state.storage();
+        // After a restart the memory is empty: storage knows what is set.
+        if self.alarm_at.get().is_none() {
+            if let Some(t) = storage.get_alarm().await? {
+                self.alarm_at.set(Some(t as u64));
+                if t as u64 <= target {
+                    return Ok(());
+                }
+            }
+        }
+        storage.set_alarm(offset).await?;
+        self.alarm_at.set(Some(target));
         Ok(())
     }
 

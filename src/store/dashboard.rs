@@ -1,7 +1,8 @@
 //! The aggregates behind the admin dashboard. Totals, charts and the busiest
-//! clients read the daily rollups (`usage_daily`, a few rows per client, day
-//! and model), never a scan of `generations`; percentiles and recent events
-//! read one client's recent rows through its `(client_id, created_at)` index.
+//! clients read rollups maintained on write (`usage_totals_daily`,
+//! `usage_monthly`, `usage_daily`), never a scan of `generations`; percentiles
+//! and recent events read one client's recent rows through its
+//! `(client_id, created_at)` index.
 
 use super::{batch, d1_error, statement};
 use crate::args;
@@ -36,10 +37,11 @@ struct Count {
     n: u64,
 }
 
-/// Today's and this month's totals, the ten busiest clients of the month, and
-/// the client count: four index reads in one round trip.
-pub async fn overview(db: &D1Database, today: u64, month_start_day: u64) -> ApiResult<Overview> {
-    let totals = "SELECT SUM(success_count) AS success, SUM(error_count) AS error FROM usage_daily WHERE day >= ?1 AND day <= ?2";
+/// Today's and this month's totals (at most 31 rows of the per-day totals),
+/// the ten busiest clients of the month (ten entries of an index), and the
+/// client count, in one round trip.
+pub async fn overview(db: &D1Database, today: u64, month_start_day: u64, month: &str) -> ApiResult<Overview> {
+    let totals = "SELECT SUM(success_count) AS success, SUM(error_count) AS error FROM usage_totals_daily WHERE day >= ?1 AND day <= ?2";
     let results = batch(
         db,
         vec![
@@ -47,11 +49,10 @@ pub async fn overview(db: &D1Database, today: u64, month_start_day: u64) -> ApiR
             statement(db, totals, args![month_start_day, today])?,
             statement(
                 db,
-                "SELECT u.client_id, c.name, SUM(u.success_count) AS success, SUM(u.error_count) AS error
-                 FROM usage_daily u JOIN clients c ON c.id = u.client_id
-                 WHERE u.day >= ?1 AND u.day <= ?2
-                 GROUP BY u.client_id ORDER BY SUM(u.success_count + u.error_count) DESC LIMIT 10",
-                args![month_start_day, today],
+                "SELECT u.client_id, c.name, u.success_count AS success, u.error_count AS error
+                 FROM usage_monthly u JOIN clients c ON c.id = u.client_id
+                 WHERE u.month = ?1 ORDER BY u.success_count + u.error_count DESC LIMIT 10",
+                args![month],
             )?,
             statement(db, "SELECT COUNT(*) AS n FROM clients", args![])?,
         ],
@@ -130,18 +131,16 @@ pub struct ClientActivity {
 }
 
 /// This month's usage and the last generation time of a page of clients.
-pub async fn activity_of(db: &D1Database, ids: &[String], month_start_day: u64) -> ApiResult<Vec<ClientActivity>> {
+pub async fn activity_of(db: &D1Database, ids: &[String], month: &str) -> ApiResult<Vec<ClientActivity>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     super::all(
         db,
-        "SELECT j.value AS client_id,
-                (SELECT SUM(success_count) FROM usage_daily u WHERE u.client_id = j.value AND u.day >= ?2) AS used_this_month,
-                (SELECT SUM(error_count) FROM usage_daily u WHERE u.client_id = j.value AND u.day >= ?2) AS failed_this_month,
+        "SELECT j.value AS client_id, u.success_count AS used_this_month, u.error_count AS failed_this_month,
                 (SELECT MAX(created_at) FROM generations g WHERE g.client_id = j.value) AS last_generation_at
-         FROM json_each(?1) j",
-        args![serde_json::to_string(ids)?, month_start_day],
+         FROM json_each(?1) j LEFT JOIN usage_monthly u ON u.client_id = j.value AND u.month = ?2",
+        args![serde_json::to_string(ids)?, month],
     )
     .await
 }

@@ -4,7 +4,7 @@ use super::{batch, first, statement, Arg};
 use crate::args;
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::ClientId;
-use crate::domain::time::day_number;
+use crate::domain::time::{day_number, month_key};
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
 use worker::{D1Database, D1PreparedStatement};
@@ -56,7 +56,8 @@ pub struct GenerationRow {
 
 const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
 
-/// The generation row and its rollup, written in one round trip and one transaction.
+/// The generation row and its rollups (per client and day, per client and
+/// month, per day), written in one round trip and one transaction.
 pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<worker::D1PreparedStatement>> {
     let insert = statement(
         db,
@@ -81,7 +82,23 @@ pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<wo
            duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum",
         args![&g.client_id, day_number(g.created_at), &g.model, success, error, g.duration_ms],
     )?;
-    Ok(vec![insert, rollup])
+    let monthly = statement(
+        db,
+        "INSERT INTO usage_monthly (client_id, month, success_count, error_count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (client_id, month) DO UPDATE SET
+           success_count = success_count + excluded.success_count,
+           error_count = error_count + excluded.error_count",
+        args![&g.client_id, month_key(g.created_at), success, error],
+    )?;
+    let totals = statement(
+        db,
+        "INSERT INTO usage_totals_daily (day, success_count, error_count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (day) DO UPDATE SET
+           success_count = success_count + excluded.success_count,
+           error_count = error_count + excluded.error_count",
+        args![day_number(g.created_at), success, error],
+    )?;
+    Ok(vec![insert, rollup, monthly, totals])
 }
 
 pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<()> {

@@ -17,15 +17,15 @@ pub struct MonthlyUsage {
     pub failed: u64,
 }
 
-/// Every client, with its generations between two day numbers (end excluded).
-pub async fn monthly_usage(db: &D1Database, from_day: u64, to_day: u64) -> ApiResult<Vec<MonthlyUsage>> {
+/// Every client, with its generations in `month` (YYYY-MM), from the monthly rollup.
+pub async fn monthly_usage(db: &D1Database, month: &str) -> ApiResult<Vec<MonthlyUsage>> {
     all(
         db,
         "SELECT c.id, c.name, c.email, c.active, c.usage_limit,
-                COALESCE(SUM(u.success_count), 0) AS successful, COALESCE(SUM(u.error_count), 0) AS failed
-         FROM clients c LEFT JOIN usage_daily u ON u.client_id = c.id AND u.day >= ?1 AND u.day < ?2
-         GROUP BY c.id ORDER BY c.name, c.id",
-        args![from_day, to_day],
+                COALESCE(u.success_count, 0) AS successful, COALESCE(u.error_count, 0) AS failed
+         FROM clients c LEFT JOIN usage_monthly u ON u.client_id = c.id AND u.month = ?1
+         ORDER BY c.name, c.id",
+        args![month],
     )
     .await
 }

@@ -8,16 +8,7 @@ fn now_ms() -> u64 {
 }
 
 async fn all_clients(admin: &Admin) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page = admin.get(&format!("/admin/clients?limit=100&cursor={cursor}")).expect(200).await;
-        out.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = c.to_string(),
-            None => return out,
-        }
-    }
+    crate::support::api::all_pages(|cursor| admin.get(&format!("/admin/clients?limit=100&cursor={cursor}"))).await
 }
 
 #[tokio::test]

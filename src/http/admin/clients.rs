@@ -10,7 +10,7 @@ use crate::domain::input::parse_json;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{json, page_params, query_pairs, read_json_body, split_page, Ctx};
-use crate::domain::time::{day_number, month_bounds, month_key};
+use crate::domain::time::month_key;
 use crate::limiter::client::Limiter;
 use crate::store::dashboard;
 use futures_util::future::join;
@@ -27,8 +27,8 @@ pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     let rows = store::list(&ctx.db, limit + 1, after.as_ref()).await?;
     let (rows, next_cursor) = split_page(rows, limit, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    let month_start = month_bounds(&month_key(ctx.now)).map_or(0, |(start, _)| day_number(start));
-    let (keys, activity) = join(store::keys_of(&ctx.db, &ids), dashboard::activity_of(&ctx.db, &ids, month_start)).await;
+    let month = month_key(ctx.now);
+    let (keys, activity) = join(store::keys_of(&ctx.db, &ids), dashboard::activity_of(&ctx.db, &ids, &month)).await;
     let (keys, activity) = (keys?, activity?);
     let data: Vec<Value> = rows
         .iter()

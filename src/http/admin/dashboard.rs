@@ -45,7 +45,7 @@ pub async fn overview(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     require_admin(req, ctx).await?;
     let today = day_number(ctx.now);
     let month_start = month_bounds(&month_key(ctx.now)).map_or(today, |(start, _)| day_number(start));
-    let o = dashboard::overview(&ctx.db, today, month_start).await?;
+    let o = dashboard::overview(&ctx.db, today, month_start, &month_key(ctx.now)).await?;
     let totals = |t: &dashboard::Totals| {
         let (s, e) = (t.success.unwrap_or(0), t.error.unwrap_or(0));
         json!({ "success": s, "error": e, "total": s + e })

@@ -3,7 +3,7 @@
 
 use crate::auth::require_admin;
 use crate::domain::csv;
-use crate::domain::time::{day_number, month_bounds, month_key};
+use crate::domain::time::{month_bounds, month_key};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{header, json, query_pairs, query_value, Ctx};
 use crate::store::usage::{monthly_usage, MonthlyUsage};
@@ -14,9 +14,8 @@ pub async fn month(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     require_admin(req, ctx).await?;
     let query = query_pairs(req)?;
     let month = query_value(&query, "month").map_or_else(|| month_key(ctx.now), str::to_string);
-    let (start, end) = month_bounds(&month)
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "`month` must look like 2026-11"))?;
-    let rows = monthly_usage(&ctx.db, day_number(start), day_number(end)).await?;
+    month_bounds(&month).ok_or_else(|| ApiError::bad_request("invalid_query", "`month` must look like 2026-11"))?;
+    let rows = monthly_usage(&ctx.db, &month).await?;
     let wants_csv = query_value(&query, "format") == Some("csv")
         || header(req, "accept").is_some_and(|a| a.contains("text/csv"));
     if wants_csv {

@@ -158,6 +158,20 @@ impl Admin {
     }
 }
 
+/// Every item of a paginated list, following `next_cursor` to the end.
+pub async fn all_pages<'a>(page: impl Fn(&str) -> Call<'a>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let body = page(&cursor).expect(200).await;
+        out.extend(body["data"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_string(),
+            None => return out,
+        }
+    }
+}
+
 /// A client as the shop developer uses it: its API key.
 #[derive(Clone)]
 pub struct TestClient {
@@ -199,15 +213,6 @@ impl TestClient {
 
     /// All of this client's generations (following cursors).
     pub async fn history(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let page = self.get(&format!("/api/generations?limit=100&cursor={cursor}")).expect(200).await;
-            out.extend(page["data"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = c.to_string(),
-                None => return out,
-            }
-        }
+        all_pages(|cursor| self.get(&format!("/api/generations?limit=100&cursor={cursor}"))).await
     }
 }

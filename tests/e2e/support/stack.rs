@@ -56,7 +56,7 @@ pub fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
         off_runtime(|| {
-            let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0 };
+            let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0, compose: true };
             runtime().block_on(Emulator::start(config, 0)).expect("the emulator starts")
         })
     })

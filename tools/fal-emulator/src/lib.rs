@@ -32,11 +32,14 @@ pub struct EmulatorConfig {
     pub api_key: String,
     /// Added to every model call, to mimic inference time.
     pub latency_ms: u64,
+    /// Compose the inputs into a new PNG (true), or answer with a stock image
+    /// so a benchmark measures the worker, not the emulator's image code.
+    pub compose: bool,
 }
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        Self { api_key: "emulator-key".into(), latency_ms: 0 }
+        Self { api_key: "emulator-key".into(), latency_ms: 0, compose: true }
     }
 }
 

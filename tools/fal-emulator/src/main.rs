@@ -1,9 +1,9 @@
-//! `fal-emulator [--port N] [--api-key KEY] [--latency-ms N]`
+//! `fal-emulator [--port N] [--api-key KEY] [--latency-ms N] [--compose true|false]`
 
 use fal_emulator::{Emulator, EmulatorConfig};
 
 fn usage() -> ! {
-    eprintln!("usage: fal-emulator [--port N] [--api-key KEY] [--latency-ms N]");
+    eprintln!("usage: fal-emulator [--port N] [--api-key KEY] [--latency-ms N] [--compose true|false]");
     std::process::exit(2)
 }
 
@@ -18,6 +18,7 @@ async fn main() {
             "--port" => port = value.parse().unwrap_or_else(|_| usage()),
             "--api-key" => config.api_key = value,
             "--latency-ms" => config.latency_ms = value.parse().unwrap_or_else(|_| usage()),
+            "--compose" => config.compose = value.parse().unwrap_or_else(|_| usage()),
             _ => usage(),
         }
     }

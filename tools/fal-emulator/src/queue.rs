@@ -11,7 +11,7 @@
 //! delivered signed (see `webhook`), subject to the fault the request carries.
 
 use crate::faults::FaultMode;
-use crate::sync::{generate, is_authorized};
+use crate::sync::{accept_post, generate, immediate_failure, is_authorized};
 use crate::{fal_error, webhook, AppState, RecordedRequest};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -81,25 +81,13 @@ pub async fn route(
 }
 
 async fn submit(state: Arc<AppState>, model_id: String, query: SubmitQuery, headers: HeaderMap, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body).to_string();
-    let authorized = is_authorized(&state, &headers);
-    state.record(RecordedRequest {
-        method: "POST".into(),
-        path: format!("/queue/{model_id}"),
-        authorized,
-        body: serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
-    });
-    if !authorized {
-        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into());
-    }
+    let text = match accept_post(&state, format!("/queue/{model_id}"), &headers, &body) {
+        Ok(text) => text,
+        Err(answer) => return answer,
+    };
     let faults = state.faults.take_all(&text);
-    for f in &faults {
-        match f.mode {
-            FaultMode::Error500 => return fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into()),
-            FaultMode::Unauthorized => return fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into()),
-            FaultMode::RateLimited => return fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into()),
-            _ => {}
-        }
+    if let Some(answer) = faults.iter().find_map(|f| immediate_failure(f.mode)) {
+        return answer;
     }
     let input: Value = match serde_json::from_str(&text) {
         Ok(v) => v,

@@ -13,36 +13,56 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body).to_string();
-    let authorized = is_authorized(&state, &headers);
+/// Records a POST, checks its key and returns its body, or the answer to give.
+pub fn accept_post(state: &AppState, path: String, headers: &HeaderMap, body: &Bytes) -> Result<String, Response> {
+    let text = String::from_utf8_lossy(body).to_string();
+    let authorized = is_authorized(state, headers);
     state.record(RecordedRequest {
         method: "POST".into(),
-        path: format!("/{model_id}"),
+        path,
         authorized,
         body: serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
     });
     if !authorized {
-        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into());
+        return Err(fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into()));
     }
+    Ok(text)
+}
+
+/// The answer for faults that fail a request outright, the same on both APIs.
+pub fn immediate_failure(mode: FaultMode) -> Option<Response> {
+    match mode {
+        FaultMode::Error500 => Some(fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into())),
+        FaultMode::Unauthorized => Some(fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into())),
+        FaultMode::RateLimited => Some(fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into())),
+        _ => None,
+    }
+}
+
+pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match accept_post(&state, format!("/{model_id}"), &headers, &body) {
+        Ok(text) => text,
+        Err(answer) => return answer,
+    };
     if let Some(fault) = state.faults.take(&text) {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        if let Some(answer) = immediate_failure(fault.mode) {
+            return answer;
+        }
         match fault.mode {
-            FaultMode::Error500 => return fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into()),
             FaultMode::Error422 => {
                 return fal_error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     json!([{ "loc": ["body", "image_url"], "msg": "Could not load the image: unsupported or corrupt file (emulated)", "type": "image_load_error" }]),
                 )
             }
-            FaultMode::Unauthorized => return fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into()),
-            FaultMode::RateLimited => return fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into()),
             FaultMode::Hang => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 return StatusCode::GATEWAY_TIMEOUT.into_response();
             }
             FaultMode::Malformed => return (StatusCode::OK, "{\"images\": [{\"url\": ").into_response(),
-            // Queue-only faults; the sync API answers normally.
+            // Handled above, or queue-only: the sync API answers normally.
+            FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
             FaultMode::Slow
             | FaultMode::WebhookNever
             | FaultMode::WebhookTwice
@@ -85,13 +105,17 @@ pub async fn generate(state: &AppState, model_id: &str, input: &Value) -> Result
     } else {
         return Err((StatusCode::NOT_FOUND, json!(format!("Application '{model_id}' not found"))));
     };
-    let mut inputs = Vec::with_capacity(urls.len());
-    for url in &urls {
-        inputs.push(load_image(state, url).await);
-    }
-    let png = images::encode_png(&images::side_by_side(&inputs));
-    let (width, height) = image::load_from_memory(&png).map(|i| (i.width(), i.height())).unwrap_or((0, 0));
-    let url = state.store_file(png);
+    let (url, width, height) = if state.config.compose {
+        let mut inputs = Vec::with_capacity(urls.len());
+        for url in &urls {
+            inputs.push(load_image(state, url).await);
+        }
+        let png = images::encode_png(&images::side_by_side(&inputs));
+        let (width, height) = image::load_from_memory(&png).map(|i| (i.width(), i.height())).unwrap_or((0, 0));
+        (state.store_file(png), width, height)
+    } else {
+        (format!("{}/samples/person.png", state.base_url), 256, 384)
+    };
     let mut output = json!({
         "images": [{ "url": url, "width": width, "height": height, "content_type": "image/png" }],
         "seed": 42,

@@ -1,0 +1,38 @@
+// Runs the built worker (build/index.js) in workerd through Miniflare's API,
+// with the inspector off and no wrangler dev proxy in front, so a benchmark
+// measures the worker and its bindings rather than the dev tooling. Bindings
+// match wrangler.toml; state persists under STATE, where wrangler's
+// migrations (and the seeder) put the D1 database.
+// Prints one JSON line {"url", "ready_ms"} when ready; stops on SIGTERM.
+import { Miniflare } from "miniflare";
+import path from "node:path";
+
+const state = process.env.STATE;
+const started = Date.now();
+const mf = new Miniflare({
+  scriptPath: path.resolve("build/index.js"),
+  modules: true,
+  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+  compatibilityDate: "2026-04-20",
+  host: "127.0.0.1",
+  port: Number(process.env.PORT || 0),
+  d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
+  kvNamespaces: { JOBS: "00000000000000000000000000000000" },
+  durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+  d1Persist: path.join(state, "v3", "d1"),
+  kvPersist: path.join(state, "v3", "kv"),
+  durableObjectsPersist: path.join(state, "v3", "do"),
+  bindings: {
+    FAL_BASE_URL: process.env.FAL_URL,
+    FAL_QUEUE_URL: `${process.env.FAL_URL}/queue`,
+    FAL_JWKS_URL: `${process.env.FAL_URL}/.well-known/jwks.json`,
+    FAL_KEY: process.env.FAL_KEY,
+    ADMIN_PASSWORD: process.env.ADMIN_PASSWORD,
+    ALLOW_LOOPBACK_IMAGE_URLS: "true",
+  },
+});
+const url = await mf.ready;
+console.log(JSON.stringify({ url: url.origin, ready_ms: Date.now() - started }));
+const stop = async () => { await mf.dispose(); process.exit(0); };
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

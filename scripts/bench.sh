@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The benchmark: builds the worker (release) and the tools, then runs
+# tools/bench, which starts the worker under Miniflare (inspector off, no
+# wrangler dev proxy) with the FAL emulator at zero latency, seeds 1,000
+# clients, measures every endpoint (16 connections, 10 s, twice), grows the
+# data to 100,000 clients and 1,000,000 generations, and measures again.
+# Prints tables; JSON goes to target/bench/. `scripts/bench.sh --quick` for a smoke run.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+SKIP_BROWSER=1 bash scripts/setup.sh
+bash scripts/build.sh
+cargo build -q --release -p fal-emulator -p bench
+exec target/release/bench "$@"

@@ -1,0 +1,337 @@
+//! `bench [--quick]`: the benchmark behind `scripts/bench.sh`.
+//!
+//! Starts the FAL emulator (no added latency, no image work) and the built
+//! worker under Miniflare with the inspector off, on a fresh state folder;
+//! seeds 1,000 clients with generous limits; warms up; drives 16 connections
+//! for 10 s per endpoint, twice; then grows the data to 100,000 clients and
+//! 1,000,000 generations over 400 days and measures again, adding the
+//! dashboard's aggregate calls. Prints tables and writes JSON to target/bench/.
+
+mod load;
+mod seed;
+
+use load::{MakeReq, Req, Stats};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CONNECTIONS: usize = 16;
+const FAL_KEY: &str = "bench-fal-key";
+const ADMIN_PASSWORD: &str = "bench-admin-password";
+const ENDPOINTS: [&str; 6] = ["GET /health", "POST /api/images/generate", "POST /api/jobs", "GET /api/jobs/{id}", "GET /api/generations", "GET /admin/clients/{id}/metrics"];
+
+struct Settings {
+    seconds: u64,
+    repetitions: usize,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `bench probe BASE METHOD PATH [API_KEY] [BODY]`: one endpoint, 16 connections, 5 s.
+    if args.get(1).map(String::as_str) == Some("probe") {
+        let (base, method, path) = (args[2].clone(), args[3].clone(), args[4].clone());
+        let key = args.get(5).cloned().unwrap_or_default();
+        let body = args.get(6).cloned();
+        let make: MakeReq = Arc::new(move |_| {
+            let mut r = match &body {
+                Some(b) => Req::post_json(path.clone(), b.clone()),
+                None => Req::get(path.clone()),
+            };
+            r.method = method.parse().unwrap();
+            r.header("x-api-key", &key)
+        });
+        let stats = load::run(&reqwest::Client::new(), &base, make, CONNECTIONS, Duration::from_secs(5)).await;
+        println!("{}", serde_json::to_string(&stats).unwrap());
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let settings = if quick { Settings { seconds: 3, repetitions: 1 } } else { Settings { seconds: 10, repetitions: 2 } };
+    let root = root();
+    let state = root.join("target/bench-state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    migrate(&root, &state);
+
+    let fal_port = free_port();
+    let _emulator = Killed(
+        Command::new(root.join("target/release/fal-emulator"))
+            .args(["--port", &fal_port.to_string(), "--api-key", FAL_KEY, "--latency-ms", "0", "--compose", "false"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the FAL emulator starts (scripts/bench.sh builds it)"),
+    );
+    let fal_url = format!("http://127.0.0.1:{fal_port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    wait_ok(&http, &format!("{fal_url}/health")).await;
+
+    let wasm = std::fs::read(root.join("build/index_bg.wasm")).expect("build/index_bg.wasm");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&wasm).unwrap();
+    let wasm_gzip = gz.finish().unwrap().len();
+
+    let small = seed::seed(&state, 1_000, 0, 400, now_ms()).expect("seeding");
+    let keys: Vec<(String, String)> = small.clients.clone();
+
+    println!("\n== small data set: {:?} (clients, generations)", seed::counts(&state).unwrap());
+    let (server, startup) = start_worker(&root, &state, &fal_url).await;
+    let small_results = suite(&http, &server.1, &fal_url, &keys, &settings).await;
+    let small_dashboard = dashboard(&http, &server.1, &keys).await;
+    drop(server);
+
+    println!("\n== seeding 99,000 more clients and 1,000,000 generations over 400 days…");
+    let seeding = Instant::now();
+    seed::seed(&state, 99_000, 1_000_000, 400, now_ms()).expect("seeding");
+    let seed_s = seeding.elapsed().as_secs_f64();
+    println!("   seeded in {seed_s:.1} s: {:?} (clients, generations)", seed::counts(&state).unwrap());
+    let (server, startup_large) = start_worker(&root, &state, &fal_url).await;
+    let large_results = suite(&http, &server.1, &fal_url, &keys, &settings).await;
+    let large_dashboard = dashboard(&http, &server.1, &keys).await;
+    drop(server);
+
+    println!("\nwasm: {} bytes raw, {} bytes gzip", wasm.len(), wasm_gzip);
+    println!("start to first successful response: {startup} ms (small), {startup_large} ms (large)");
+    print_table("small: 1,000 clients, 0 generations", &small_results);
+    print_table("large: 100,000 clients, 1,000,000 generations", &large_results);
+    print_growth(&small_results, &large_results);
+    print_dashboard(&small_dashboard, &large_dashboard);
+
+    let report = json!({
+        "at": now_ms(),
+        "settings": { "connections": CONNECTIONS, "seconds": settings.seconds, "repetitions": settings.repetitions },
+        "wasm_bytes": wasm.len(), "wasm_gzip_bytes": wasm_gzip,
+        "startup_ms": { "small": startup, "large": startup_large },
+        "seed_seconds": seed_s,
+        "small": small_results, "large": large_results,
+        "dashboard_ms": { "small": small_dashboard, "large": large_dashboard },
+    });
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("results-{}.json", now_ms() / 1000));
+    std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nresults: {}", file.display());
+}
+
+fn migrate(root: &Path, state: &Path) {
+    let out = Command::new("node")
+        .arg(root.join("node_modules/wrangler/bin/wrangler.js"))
+        .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+        .arg(state)
+        .current_dir(root)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .output()
+        .expect("wrangler runs");
+    assert!(out.status.success(), "migrations failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn wait_ok(http: &reqwest::Client, url: &str) {
+    for _ in 0..600 {
+        if http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+/// Starts the worker under Miniflare; returns it and the milliseconds from
+/// spawning the process to the first successful response.
+async fn start_worker(root: &Path, state: &Path, fal_url: &str) -> ((Killed, String), u64) {
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(root.join("bench/server.mjs"))
+        .current_dir(root)
+        .env("STATE", state)
+        .env("FAL_URL", fal_url)
+        .env("FAL_KEY", FAL_KEY)
+        .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node runs bench/server.mjs");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("server said {line:?}"));
+    let base = ready["url"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    wait_ok(&http, &format!("{base}/health")).await;
+    let startup = started.elapsed().as_millis() as u64;
+    ((Killed(child), base), startup)
+}
+
+async fn login(http: &reqwest::Client, base: &str) -> String {
+    let r = http.post(format!("{base}/admin/login")).json(&json!({ "password": ADMIN_PASSWORD })).send().await.unwrap();
+    assert!(r.status().is_success(), "login failed");
+    r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+fn try_on(fal_url: &str) -> String {
+    json!({
+        "model": "fal-virtual-try-on",
+        "person_image_url": format!("{fal_url}/samples/person.png"),
+        "garment_image_urls": [format!("{fal_url}/samples/garment.png")],
+    })
+    .to_string()
+}
+
+/// Warm-up, then every endpoint under load.
+async fn suite(http: &reqwest::Client, base: &str, fal_url: &str, keys: &[(String, String)], s: &Settings) -> Vec<(String, Vec<Stats>)> {
+    let keys: Arc<Vec<(String, String)>> = Arc::new(keys.to_vec());
+    let cookie = login(http, base).await;
+    // Every client's limiter loads its copy from D1 once; do that before measuring.
+    let warm: MakeReq = {
+        let keys = keys.clone();
+        Arc::new(move |i| Req::get("/api/usage").header("x-api-key", &keys[i % keys.len()].1))
+    };
+    load::run(http, base, warm, CONNECTIONS, Duration::from_secs(3)).await;
+    // Jobs to read back, finished by the emulator's webhooks.
+    let mut jobs = Vec::new();
+    for (_, key) in keys.iter().take(200) {
+        let r = http.post(format!("{base}/api/jobs")).header("x-api-key", key).header("content-type", "application/json").body(try_on(fal_url)).send().await.unwrap();
+        let body: Value = r.json().await.unwrap();
+        jobs.push((key.clone(), body["id"].as_str().unwrap_or_default().to_string()));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let jobs = Arc::new(jobs);
+    let body = try_on(fal_url);
+
+    let makers: Vec<MakeReq> = vec![
+        Arc::new(|_| Req::get("/health")),
+        {
+            let (keys, body) = (keys.clone(), body.clone());
+            Arc::new(move |i| Req::post_json("/api/images/generate", body.clone()).header("x-api-key", &keys[i % keys.len()].1))
+        },
+        {
+            let (keys, body) = (keys.clone(), body.clone());
+            Arc::new(move |i| Req::post_json("/api/jobs", body.clone()).header("x-api-key", &keys[i % keys.len()].1))
+        },
+        {
+            let jobs = jobs.clone();
+            Arc::new(move |i| {
+                let (key, id) = &jobs[i % jobs.len()];
+                Req::get(format!("/api/jobs/{id}")).header("x-api-key", key)
+            })
+        },
+        {
+            let keys = keys.clone();
+            Arc::new(move |i| Req::get("/api/generations?limit=20").header("x-api-key", &keys[i % keys.len()].1))
+        },
+        {
+            let (keys, cookie) = (keys.clone(), cookie.clone());
+            Arc::new(move |i| Req::get(format!("/admin/clients/{}/metrics", keys[i % keys.len()].0)).header("cookie", &cookie))
+        },
+    ];
+    // A short warm-up per endpoint, then the measured repetitions.
+    let mut results = Vec::new();
+    for (name, make) in ENDPOINTS.iter().zip(makers) {
+        load::run(http, base, make.clone(), CONNECTIONS, Duration::from_secs(2)).await;
+        let mut reps = Vec::new();
+        for _ in 0..s.repetitions {
+            reps.push(load::run(http, base, make.clone(), CONNECTIONS, Duration::from_secs(s.seconds)).await);
+        }
+        println!("   {name:<34} {:>8.0} req/s  p50 {:>6.1} ms", mean(&reps, |r| r.rps), mean(&reps, |r| r.p50_ms));
+        results.push((name.to_string(), reps));
+    }
+    results
+}
+
+fn mean(reps: &[Stats], f: impl Fn(&Stats) -> f64) -> f64 {
+    reps.iter().map(&f).sum::<f64>() / reps.len().max(1) as f64
+}
+
+/// Each dashboard call, 20 times in a row: p50 and max in ms.
+async fn dashboard(http: &reqwest::Client, base: &str, keys: &[(String, String)]) -> Value {
+    let cookie = login(http, base).await;
+    let client = &keys[0].0;
+    let month = {
+        let d = tryon_edge::domain::time::month_key(now_ms());
+        d
+    };
+    let calls = [
+        ("overview", "/admin/overview".to_string()),
+        ("clients (100)", "/admin/clients?limit=100".to_string()),
+        ("client metrics", format!("/admin/clients/{client}/metrics")),
+        ("client stats (30 days)", format!("/admin/clients/{client}/stats?days=30")),
+        ("generations (100)", "/admin/generations?limit=100".to_string()),
+        ("generations, errors of a client", format!("/admin/generations?client_id={client}&status=error&limit=100")),
+        ("usage for the month (JSON)", format!("/admin/usage?month={month}")),
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, path) in calls {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = http.get(format!("{base}{path}")).header("cookie", &cookie).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            let _ = r.bytes().await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        out.insert(name.to_string(), json!({ "p50_ms": load::percentile(&times, 0.5), "max_ms": times[times.len() - 1] }));
+    }
+    Value::Object(out)
+}
+
+fn print_table(title: &str, results: &[(String, Vec<Stats>)]) {
+    println!("\n{title} ({CONNECTIONS} connections; each row: mean of the repetitions)");
+    println!("{:<34} {:>9} {:>8} {:>8} {:>8} {:>8}  server timing (mean ms)", "endpoint", "req/s", "p50 ms", "p95 ms", "p99 ms", "non-2xx");
+    for (name, reps) in results {
+        let non_2xx: usize = reps.iter().map(|r| r.non_2xx).sum();
+        let timing = reps.last().map(|r| r.server_timing_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        println!(
+            "{name:<34} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8}  {timing}",
+            mean(reps, |r| r.rps),
+            mean(reps, |r| r.p50_ms),
+            mean(reps, |r| r.p95_ms),
+            mean(reps, |r| r.p99_ms),
+            non_2xx
+        );
+    }
+    let health = mean(&results[0].1, |r| r.rps);
+    for (name, reps) in &results[1..] {
+        println!("  {name:<32} {:>5.0}% of /health req/s", 100.0 * mean(reps, |r| r.rps) / health);
+    }
+}
+
+fn print_growth(small: &[(String, Vec<Stats>)], large: &[(String, Vec<Stats>)]) {
+    println!("\np50 growth from the small to the large data set");
+    for ((name, a), (_, b)) in small.iter().zip(large) {
+        let (pa, pb) = (mean(a, |r| r.p50_ms), mean(b, |r| r.p50_ms));
+        println!("  {name:<34} {pa:>7.1} → {pb:>7.1} ms  ({:+.0}%)", 100.0 * (pb - pa) / pa.max(0.001));
+    }
+}
+
+fn print_dashboard(small: &Value, large: &Value) {
+    println!("\ndashboard calls, 20 each in a row (p50 / max ms): small | large");
+    for (name, s) in small.as_object().unwrap() {
+        let l = &large[name];
+        println!(
+            "  {name:<34} {:>7.1} / {:>7.1} | {:>7.1} / {:>7.1}",
+            s["p50_ms"].as_f64().unwrap(), s["max_ms"].as_f64().unwrap(), l["p50_ms"].as_f64().unwrap(), l["max_ms"].as_f64().unwrap()
+        );
+    }
+}
