@@ -68,6 +68,20 @@ async fn main() {
         println!("{}", serde_json::to_string(&stats).unwrap());
         return;
     }
+    // `bench seed STATE CLIENTS GENERATIONS DAYS`: fill a local D1 (the worker must be stopped).
+    if args.get(1).map(String::as_str) == Some("seed") {
+        let number = |i: usize| args.get(i).and_then(|v| v.parse::<usize>().ok()).expect("usage: bench seed STATE CLIENTS GENERATIONS DAYS");
+        let state = PathBuf::from(args.get(2).expect("usage: bench seed STATE CLIENTS GENERATIONS DAYS"));
+        let started = Instant::now();
+        let seeded = seed::seed(&state, number(3), number(4), number(5) as u64, now_ms()).unwrap_or_else(|e| panic!("seeding failed: {e}"));
+        println!(
+            "seeded {} clients in {:.1} s; the database now holds {:?} (clients, generations)",
+            seeded.clients.len(),
+            started.elapsed().as_secs_f64(),
+            seed::counts(&state).unwrap()
+        );
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let settings = if quick { Settings { seconds: 3, repetitions: 1 } } else { Settings { seconds: 10, repetitions: 2 } };
     let root = root();
