@@ -158,24 +158,20 @@ fn check_email(email: &str) -> Result<Option<String>, InputError> {
     Ok(Some(email.to_string()))
 }
 
-fn check_usage_limit(limit: u32) -> Result<u32, InputError> {
-    if limit > MAX_USAGE_LIMIT {
-        return Err(InputError::invalid(
-            "invalid_limit",
-            format!("`usage_limit` must be between 0 and {MAX_USAGE_LIMIT}"),
-        ));
+/// A whole-number limit within `min..=max`; the message names the field.
+fn limit_in(field: &str, value: u32, min: u32, max: u32) -> Result<u32, InputError> {
+    if !(min..=max).contains(&value) {
+        return Err(InputError::invalid("invalid_limit", format!("`{field}` must be between {min} and {max}")));
     }
-    Ok(limit)
+    Ok(value)
+}
+
+fn check_usage_limit(limit: u32) -> Result<u32, InputError> {
+    limit_in("usage_limit", limit, 0, MAX_USAGE_LIMIT)
 }
 
 fn check_rate_limit(limit: u32) -> Result<u32, InputError> {
-    if limit == 0 || limit > MAX_RATE_LIMIT_PER_MINUTE {
-        return Err(InputError::invalid(
-            "invalid_limit",
-            format!("`rate_limit_per_minute` must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}"),
-        ));
-    }
-    Ok(limit)
+    limit_in("rate_limit_per_minute", limit, 1, MAX_RATE_LIMIT_PER_MINUTE)
 }
 
 fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, InputError> {
@@ -195,20 +191,11 @@ fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, Inp
 }
 
 fn check_burst(burst: u32) -> Result<u32, InputError> {
-    if burst == 0 || burst > MAX_RATE_LIMIT_PER_MINUTE {
-        return Err(InputError::invalid(
-            "invalid_limit",
-            format!("`rate_limit_burst` must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE}, or null"),
-        ));
-    }
-    Ok(burst)
+    limit_in("rate_limit_burst", burst, 1, MAX_RATE_LIMIT_PER_MINUTE)
 }
 
 fn check_concurrency(n: u32) -> Result<u32, InputError> {
-    if n == 0 || n > MAX_CONCURRENT {
-        return Err(InputError::invalid("invalid_limit", format!("`max_concurrent` must be between 1 and {MAX_CONCURRENT}")));
-    }
-    Ok(n)
+    limit_in("max_concurrent", n, 1, MAX_CONCURRENT)
 }
 
 /// Origins are kept as `scheme://host[:port]`, lower-case, without a trailing
