@@ -14,6 +14,16 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Done => "done",
+            JobStatus::Error => "error",
+            JobStatus::Canceled => "canceled",
+        }
+    }
+
     pub fn is_finished(self) -> bool {
         matches!(self, JobStatus::Done | JobStatus::Error | JobStatus::Canceled)
     }
@@ -144,6 +154,13 @@ mod tests {
         assert!(!is_job_id("job_ABC"));
         assert!(!is_job_id("gen_abcdefghij0123456789"));
         assert_eq!(generation_id_of("job_abcdefghij0123456789"), "gen_abcdefghij0123456789");
+    }
+
+    #[test]
+    fn status_names_match_their_json() {
+        for s in [JobStatus::Queued, JobStatus::Processing, JobStatus::Done, JobStatus::Error, JobStatus::Canceled] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

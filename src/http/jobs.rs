@@ -88,7 +88,7 @@ pub async fn show(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response>
 pub async fn cancel(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
     let job = owned_job(req, ctx, id).await?;
     let finished = |job: &Job| {
-        ApiError::conflict("job_finished", format!("the job already ended with status `{}`", serde_json::to_value(job.status).unwrap_or_default().as_str().unwrap_or("")))
+        ApiError::conflict("job_finished", format!("the job already ended with status `{}`", job.status.as_str()))
     };
     if job.status.is_finished() {
         return Err(finished(&job));

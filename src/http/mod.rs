@@ -173,6 +173,12 @@ pub async fn read_json_body(req: &mut Request, max_bytes: usize) -> ApiResult<Ve
     if media_type != "application/json" && !media_type.ends_with("+json") {
         return Err(ApiError::UnsupportedMediaType);
     }
+    read_body(req, max_bytes).await
+}
+
+/// Reads a body of any type, refusing one over the cap (413): by its
+/// declared length before reading, and by its real length after.
+pub async fn read_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>> {
     let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
     if declared.is_some_and(|n| n > max_bytes) {
         return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });

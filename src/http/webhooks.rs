@@ -2,7 +2,7 @@
 //! in it is trusted before its signature is verified against FAL's JWKS, and
 //! a delivery for a job that already ended changes nothing.
 
-use super::{header, json, query_pairs, query_value, Ctx};
+use super::{header, json, query_pairs, query_value, read_body, Ctx};
 use crate::domain::job::{is_job_id, JobOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::fal::jwks;
@@ -26,10 +26,7 @@ struct Delivery {
 }
 
 pub async fn fal(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    let body = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit_bytes: MAX_BODY_BYTES });
-    }
+    let body = read_body(req, MAX_BODY_BYTES).await?;
     let signed = SignedDelivery::from_headers(|name| header(req, name)).map_err(refused)?;
     verify(ctx, &signed, &body).await?;
 

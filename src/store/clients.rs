@@ -49,12 +49,6 @@ pub struct KeyRow {
     pub revoked_at: Option<u64>,
 }
 
-impl KeyRow {
-    pub fn is_usable(&self, now: u64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
-    }
-}
-
 const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
 

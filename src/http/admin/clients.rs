@@ -9,7 +9,7 @@ use crate::domain::ids::{new_id, ClientId};
 use crate::domain::input::parse_json;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{json, page_params, query_pairs, read_json_body, split_page, Ctx};
+use crate::http::{json, page_params, query_pairs, read_body, read_json_body, split_page, Ctx};
 use crate::domain::time::month_key;
 use crate::limiter::client::Limiter;
 use crate::store::dashboard;
@@ -140,7 +140,8 @@ pub async fn rotate_key(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Res
     require_same_origin(req)?;
     require_admin(req, ctx).await?;
     let (row, _) = load(ctx, id).await?;
-    let body = req.bytes().await.unwrap_or_default();
+    // The body is optional: an empty one rotates with no grace period.
+    let body = read_body(req, 4096).await?;
     let rotation: Rotation = if body.iter().all(u8::is_ascii_whitespace) { Rotation::default() } else { parse_json(&body)? };
     if rotation.grace_period_seconds > MAX_GRACE_SECONDS {
         return Err(ApiError::invalid("invalid_grace_period", format!("`grace_period_seconds` must be at most {MAX_GRACE_SECONDS}")));
