@@ -10,12 +10,15 @@ import path from "node:path";
 const state = process.env.STATE;
 const started = Date.now();
 const mf = new Miniflare({
-  scriptPath: path.resolve("build/index.js"),
+  // SCRIPT=bench/floor.mjs runs the platform-floor worker instead.
+  scriptPath: path.resolve(process.env.SCRIPT || "build/index.js"),
   modules: true,
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
   compatibilityDate: "2026-04-20",
   host: "127.0.0.1",
   port: Number(process.env.PORT || 0),
+  // Only for profiling (`INSPECTOR_PORT=9229`): the inspector costs as much as the calls it reports.
+  ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),
   d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
   kvNamespaces: { JOBS: "00000000000000000000000000000000" },
   durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },

@@ -4,6 +4,7 @@ use super::policy::{AdmitRequest, ClientSnapshot, Decision};
 use super::protocol::{LoginReply, LoginRequest, SettleRequest, SyncRequest};
 use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
+use crate::outbound::body_text;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
@@ -29,12 +30,13 @@ impl Limiter {
             .with_headers(headers)
             .with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
         let request = Request::new_with_init(&format!("https://limiter{path}"), &init)?;
-        let mut response = stub.fetch_with_request(request).await?;
-        if response.status_code() != 200 {
-            let text = response.text().await.unwrap_or_default();
-            return Err(ApiError::Internal(format!("limiter {path} answered {}: {text}", response.status_code())));
+        let response = stub.fetch_with_request(request).await?;
+        let status = response.status_code();
+        let text = body_text(response).await?;
+        if status != 200 {
+            return Err(ApiError::Internal(format!("limiter {path} answered {status}: {text}")));
         }
-        Ok(response.json().await?)
+        Ok(serde_json::from_str(&text)?)
     }
 
     pub async fn admit(&self, client: &ClientId, request: &AdmitRequest) -> ApiResult<Decision> {
