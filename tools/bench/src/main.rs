@@ -225,7 +225,9 @@ async fn wait_ok(http: &reqwest::Client, url: &str) {
 /// Starts the worker under Miniflare; returns it and the milliseconds from
 /// spawning the process to the first successful response.
 async fn start_worker(root: &Path, state: &Path, fal_url: &str) -> ((Killed, String), u64) {
-    start_script(root, state, fal_url, "build/index.js").await
+    // BENCH_SCRIPT: another build of the worker (to compare build settings).
+    let script = std::env::var("BENCH_SCRIPT").unwrap_or_else(|_| "build/index.js".into());
+    start_script(root, state, fal_url, &script).await
 }
 
 async fn start_script(root: &Path, state: &Path, fal_url: &str, script: &str) -> ((Killed, String), u64) {
