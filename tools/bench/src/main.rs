@@ -86,9 +86,7 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("serve") {
         let root = root();
         let state = state_dir(&root);
-        let _ = std::fs::remove_dir_all(&state);
-        std::fs::create_dir_all(&state).unwrap();
-        migrate(&root, &state);
+        fresh_state(&root, &state);
         let (_emulator, fal_url) = start_emulator(&root).await;
         let small = seed::seed(&state, 1_000, 0, 400, now_ms()).expect("seeding");
         let (server, _) = start_worker(&root, &state, &fal_url).await;
@@ -100,9 +98,7 @@ async fn main() {
     let settings = if quick { Settings { seconds: 3, repetitions: 1 } } else { Settings { seconds: 10, repetitions: 2 } };
     let root = root();
     let state = state_dir(&root);
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
-    migrate(&root, &state);
+    fresh_state(&root, &state);
 
     let (_emulator, fal_url) = start_emulator(&root).await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
@@ -124,9 +120,7 @@ async fn main() {
     // The platform floor: the same binding calls from a plain JS worker, same runtime set-up.
     println!("\n== platform floor (bench/floor.mjs: the same binding calls, no logic)");
     let floor_state = state.with_file_name(format!("{}-floor", state.file_name().unwrap().to_string_lossy()));
-    let _ = std::fs::remove_dir_all(&floor_state);
-    std::fs::create_dir_all(&floor_state).unwrap();
-    migrate(&root, &floor_state);
+    fresh_state(&root, &floor_state);
     let (floor_server, _) = start_script(&root, &floor_state, &fal_url, "bench/floor.mjs").await;
     let floor_results = suite(&http, &floor_server.1, &fal_url, &keys, &settings).await;
     drop(floor_server);
@@ -182,6 +176,13 @@ fn state_dir(root: &Path) -> PathBuf {
     } else {
         root.join("target/bench-state")
     }
+}
+
+/// Empties `state` and applies the D1 migrations to it.
+fn fresh_state(root: &Path, state: &Path) {
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state).unwrap();
+    migrate(root, state);
 }
 
 fn migrate(root: &Path, state: &Path) {
