@@ -21,7 +21,10 @@ const mf = new Miniflare({
   ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),
   d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
   kvNamespaces: { JOBS: "00000000000000000000000000000000" },
-  durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
+  durableObjects: {
+    RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
+    LOGIN_THROTTLE: { className: "LoginThrottle", useSQLite: true },
+  },
   d1Persist: path.join(state, "v3", "d1"),
   kvPersist: path.join(state, "v3", "kv"),
   durableObjectsPersist: path.join(state, "v3", "do"),

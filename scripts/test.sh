@@ -8,6 +8,9 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 bash scripts/setup.sh
 
+echo "== module graph (one-way imports, bindings and settings in one place each)"
+python3 scripts/module-graph.py
+
 echo "== worker build"
 bash scripts/build.sh
 

@@ -6,9 +6,9 @@ use crate::domain::client::origin_allowed;
 use crate::domain::ids::ClientId;
 use crate::domain::session::{session_state, token_from_cookie_header, SessionState, SessionToken};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{header, Ctx};
-use crate::limiter::client::Limiter;
-use crate::limiter::policy::{AdmitRequest, Decision, IdempotencyClaim, Refusal, ReserveRequest, StoredResponse};
+use crate::limiter::protocol::{AdmitRequest, Decision, IdempotencyClaim, Refusal, ReserveRequest, StoredResponse};
+use crate::request::header;
+use crate::state::Ctx;
 use crate::store::{self, clients::ClientRow};
 use worker::{D1PreparedStatement, D1Result, Request};
 
@@ -47,8 +47,7 @@ pub async fn admit(
     idempotency: Option<IdempotencyClaim>,
 ) -> ApiResult<Admit> {
     let request = AdmitRequest { key_hash: key.hash().0, origin: header(req, "origin"), now: ctx.now, reserve, idempotency };
-    let limiter = Limiter::new(&ctx.env)?;
-    let decision = ctx.timed("limiter", limiter.admit(key.client_id(), &request)).await?;
+    let decision = ctx.timed("limiter", ctx.limiter.admit(key.client_id(), &request)).await?;
     match decision {
         Decision::Admitted(admission) => {
             ctx.set_limits(admission.limits);
@@ -73,6 +72,18 @@ pub enum Admit {
     Client(ApiClient),
     /// The request repeats an idempotency key: answer with the stored response.
     Replay(StoredResponse),
+}
+
+/// Authenticates through the limiter while `read` runs beside it (one round
+/// trip of latency); the read's result is handed back only once the key passed.
+pub async fn authenticate_alongside<T>(
+    req: &Request,
+    ctx: &Ctx,
+    key: &ApiKey,
+    read: impl std::future::Future<Output = ApiResult<T>>,
+) -> ApiResult<(ApiClient, T)> {
+    let (client, value) = futures_util::future::join(authenticate(req, ctx, key), read).await;
+    Ok((client?, value?))
 }
 
 /// Authenticates a request that takes nothing from the limits (reads, cancels).
@@ -122,14 +133,18 @@ fn origin_not_allowed() -> ApiError {
 pub async fn authenticate_read(
     req: &Request,
     ctx: &Ctx,
+    key: &ApiKey,
     reads: impl FnOnce(&ClientId) -> ApiResult<Vec<D1PreparedStatement>>,
 ) -> ApiResult<(ApiClient, Vec<D1Result>)> {
-    let key = presented_key(req)?;
     let client = key.client_id().clone();
     let mut statements = vec![store::clients::key_owner_statement(&ctx.db, &key.hash(), &client, ctx.now)?];
     statements.extend(reads(&client)?);
-    let mut results = ctx.timed("store", store::batch(&ctx.db, statements)).await?;
-    let owner: Option<ClientRow> = results.remove(0).results().map_err(store::d1_error)?.into_iter().next();
+    let mut results = ctx.timed("store", store::batch(&ctx.db, statements)).await?.into_iter();
+    let owner = match results.next() {
+        Some(result) => result.results::<ClientRow>().map_err(store::d1_error)?.into_iter().next(),
+        None => None,
+    };
+    let results: Vec<D1Result> = results.collect();
     let row = owner.ok_or_else(invalid_key)?;
     if !row.is_active() {
         return Err(inactive());
@@ -149,7 +164,7 @@ pub struct AdminSession {
     pub idle_expires_at: u64,
 }
 
-pub async fn require_admin(req: &Request, ctx: &Ctx) -> ApiResult<AdminSession> {
+pub async fn admin_session(req: &Request, ctx: &Ctx) -> ApiResult<AdminSession> {
     let unauthenticated = || ApiError::unauthenticated("not_logged_in", "log in at POST /admin/login");
     let cookie = header(req, "cookie").ok_or_else(unauthenticated)?;
     let token = token_from_cookie_header(&cookie)

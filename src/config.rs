@@ -2,36 +2,18 @@
 //! secrets cannot change without a new deployment, which starts new isolates.
 
 use crate::domain::image::ImagePolicy;
+use crate::fal::client::FalSettings;
 use crate::fal::models::ModelRegistry;
+pub use crate::secret::Secret;
 use sha2::{Digest, Sha256};
 use worker::Env;
 
-/// A secret value: never printed, never logged.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub fal_base_url: String,
-    pub fal_queue_url: String,
-    pub fal_key: Option<Secret>,
+    pub fal: FalSettings,
     /// SHA-256 of `ADMIN_PASSWORD`; the login compares digests in constant time.
     pub admin_password_digest: Option<[u8; 32]>,
-    pub fal_timeout_ms: u64,
     pub image_policy: ImagePolicy,
-    pub models: ModelRegistry,
     pub max_body_bytes: usize,
     pub session_idle_timeout_ms: u64,
     /// Lets tests move the clock with an `x-test-now` header. Never set in production.
@@ -40,7 +22,6 @@ pub struct Config {
     pub job_ttl_s: u64,
     /// After this long without a webhook, reading a job asks FAL directly.
     pub job_poll_after_ms: u64,
-    pub fal_jwks_url: String,
     /// Our own public origin, for the webhook URL given to FAL; when unset,
     /// the origin of the request that created the job.
     pub public_base_url: Option<String>,
@@ -71,26 +52,28 @@ impl Config {
             var(name).map_or(Ok(default), |v| v.trim().parse().map_err(|_| format!("{name} must be a whole number")))
         };
         Ok(Self {
-            fal_base_url: trim_url(var("FAL_BASE_URL").unwrap_or_else(|| "https://fal.run".into())),
-            fal_queue_url: trim_url(var("FAL_QUEUE_URL").unwrap_or_else(|| "https://queue.fal.run".into())),
-            fal_key: secret("FAL_KEY").map(Secret),
+            fal: FalSettings {
+                base_url: trim_url(var("FAL_BASE_URL").unwrap_or_else(|| "https://fal.run".into())),
+                queue_url: trim_url(var("FAL_QUEUE_URL").unwrap_or_else(|| "https://queue.fal.run".into())),
+                key: secret("FAL_KEY").map(Secret::new),
+                timeout_ms: number("FAL_TIMEOUT_MS", DEFAULT_FAL_TIMEOUT_MS)?,
+                jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
+                models: ModelRegistry::with_overrides(var("FAL_MODEL_ENDPOINTS").as_deref())?,
+            },
             admin_password_digest: secret("ADMIN_PASSWORD").map(|p| Sha256::digest(p.as_bytes()).into()),
-            fal_timeout_ms: number("FAL_TIMEOUT_MS", DEFAULT_FAL_TIMEOUT_MS)?,
             image_policy: ImagePolicy {
                 allow_loopback_http: var("ALLOW_LOOPBACK_IMAGE_URLS").as_deref() == Some("true"),
                 max_data_uri_bytes: number("MAX_DATA_URI_BYTES", DEFAULT_MAX_DATA_URI_BYTES as u64)? as usize,
             },
-            models: ModelRegistry::with_overrides(var("FAL_MODEL_ENDPOINTS").as_deref())?,
             max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
             test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
             job_ttl_s: number("JOB_TTL_SECONDS", DEFAULT_JOB_TTL_S)?.max(crate::domain::job::KV_MIN_TTL_S),
             job_poll_after_ms: number("JOB_POLL_AFTER_MS", DEFAULT_JOB_POLL_AFTER_MS)?,
-            fal_jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
             public_base_url: var("PUBLIC_BASE_URL").map(trim_url),
-            webhook_signing_key: secret("WEBHOOK_SIGNING_KEY").map(Secret),
+            webhook_signing_key: secret("WEBHOOK_SIGNING_KEY").map(Secret::new),
             metrics_endpoint: var("METRICS_ENDPOINT"),
-            metrics_token: secret("METRICS_TOKEN").map(Secret),
+            metrics_token: secret("METRICS_TOKEN").map(Secret::new),
             retention_days: number("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?.max(1),
         })
     }

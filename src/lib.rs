@@ -1,21 +1,27 @@
-//! Entry points only: build the request context from `Env` and hand over.
+//! Entry points only: the request handler, the cron, and the Durable Object
+//! classes (exported by their modules). Each builds its services from `Env`
+//! here, once, and hands over.
 
 pub mod auth;
-pub mod callbacks;
+pub mod bindings;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod fal;
+pub mod generation;
 pub mod http;
-pub mod jobs;
 pub mod limiter;
 pub mod maintenance;
-pub mod metrics;
 pub mod outbound;
+pub mod request;
 pub mod router;
+pub mod secret;
+pub mod state;
 pub mod store;
 
 use config::Config;
+use state::{Ctx, Services};
 use std::rc::Rc;
 use worker::{event, Context, Date, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
@@ -23,6 +29,8 @@ thread_local! {
     static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
 }
 
+/// Settings are read once per isolate: vars and secrets cannot change
+/// without a new deployment, which starts new isolates.
 fn config(env: &Env) -> std::result::Result<Rc<Config>, String> {
     if let Some(c) = CONFIG.with(|c| c.get().cloned()) {
         return Ok(c);
@@ -36,21 +44,21 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, String> {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, wait: Context) -> Result<Response> {
-    let config = match config(&env) {
-        Ok(c) => c,
+    let services = match config(&env).and_then(|config| Services::from_env(&env, config).map_err(|e| e.to_string())) {
+        Ok(s) => Rc::new(s),
         Err(message) => {
             worker::console_error!("configuration error: {message}");
-            return Ok(http::error_response(error::ApiError::Unavailable { message: "the service is misconfigured".into() }));
+            let unavailable = error::ApiError::Unavailable { message: "the service is misconfigured".into() };
+            return Ok(http::respond::error_response(unavailable));
         }
     };
-    let now = request_time(&req, &config);
-    let db = env.d1("DB")?;
-    Ok(http::handle(req, http::Ctx::new(config, env, db, wait, now)).await)
+    let now = request_time(&req, &services.config);
+    Ok(http::handle(req, Ctx::new(services, wait, now)).await)
 }
 
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let (config, db) = match (config(&env), env.d1("DB")) {
+    let (config, db) = match (config(&env), bindings::database(&env)) {
         (Ok(c), Ok(db)) => (c, db),
         _ => return worker::console_error!("maintenance skipped: configuration or D1 binding missing"),
     };
@@ -64,5 +72,5 @@ fn request_time(req: &Request, config: &Config) -> u64 {
     if !config.test_clock {
         return real;
     }
-    http::header(req, "x-test-now").and_then(|v| v.parse().ok()).unwrap_or(real)
+    request::header(req, "x-test-now").and_then(|v| v.parse().ok()).unwrap_or(real)
 }

@@ -1,24 +1,22 @@
-//! The whole route table, public and admin, in one screen. Pure: resolving a
-//! path is unit-tested on the host; `http::dispatch` calls the handlers.
+//! The whole route table, public and admin, in one screen: each route with
+//! the methods it answers and who may call it. Pure: resolving a path is
+//! unit-tested on the host; `http::dispatch` enforces the access and calls
+//! the handler with the authenticated principal.
 
 use worker::Method;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    // Public API, authenticated by API key.
     Generate,
     ListGenerations,
     Usage,
     CreateJob,
     GetJob(String),
     CancelJob(String),
-    /// FAL's webhook: authenticated by FAL's signature, not by API key.
     FalWebhook,
-    // The dashboard page and its assets (the page checks the session itself).
     AdminPage,
     AdminAsset(String),
-    // Admin API, authenticated by session cookie (except login).
     AdminLogin,
     AdminLogout,
     AdminSession,
@@ -36,52 +34,72 @@ pub enum Route {
     AdminClientStats(String),
 }
 
+/// Who may call a route; `http::dispatch` checks it before any handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the dashboard's static files: the page checks the session itself).
+    Public,
+    /// A client's API key; the handler receives the `ApiClient`.
+    ApiKey,
+    /// An admin session; the handler receives the `AdminSession`.
+    Admin,
+    /// An admin session on a request from our own pages (no cross-site writes).
+    AdminWrite,
+    /// No session yet, but only from our own pages (login, logout).
+    SameOrigin,
+    /// FAL's webhook: its Ed25519 signature, verified before the handler runs.
+    FalSignature,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteError {
     NotFound,
     MethodNotAllowed(Vec<&'static str>),
 }
 
-pub fn resolve(method: &Method, path: &str) -> Result<Route, RouteError> {
+pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteError> {
+    use Access::{Admin, AdminWrite, ApiKey, FalSignature, Public, SameOrigin};
     use Method::{Delete, Get, Patch, Post};
     let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
-    let choices: Vec<(Method, Route)> = match segments.as_slice() {
-        ["health"] => vec![(Get, Route::Health)],
-        ["api", "images", "generate"] => vec![(Post, Route::Generate)],
-        ["api", "generations"] => vec![(Get, Route::ListGenerations)],
-        ["api", "usage"] => vec![(Get, Route::Usage)],
-        ["api", "jobs"] => vec![(Post, Route::CreateJob)],
-        ["api", "jobs", id] => vec![(Get, Route::GetJob(id.to_string())), (Delete, Route::CancelJob(id.to_string()))],
-        ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook)],
-        ["admin"] => vec![(Get, Route::AdminPage)],
-        ["admin", "assets", name] => vec![(Get, Route::AdminAsset(name.to_string()))],
-        ["admin", "overview"] => vec![(Get, Route::AdminOverview)],
-        ["admin", "clients", id, "stats"] => vec![(Get, Route::AdminClientStats(id.to_string()))],
-        ["admin", "login"] => vec![(Post, Route::AdminLogin)],
-        ["admin", "logout"] => vec![(Post, Route::AdminLogout)],
-        ["admin", "session"] => vec![(Get, Route::AdminSession)],
-        ["admin", "clients"] => vec![(Get, Route::AdminListClients), (Post, Route::AdminCreateClient)],
-        ["admin", "clients", id] => vec![
-            (Get, Route::AdminGetClient(id.to_string())),
-            (Patch, Route::AdminUpdateClient(id.to_string())),
+    let id = |s: &&str| s.to_string();
+    let choices: Vec<(Method, Route, Access)> = match segments.as_slice() {
+        ["health"] => vec![(Get, Route::Health, Public)],
+        ["api", "images", "generate"] => vec![(Post, Route::Generate, ApiKey)],
+        ["api", "generations"] => vec![(Get, Route::ListGenerations, ApiKey)],
+        ["api", "usage"] => vec![(Get, Route::Usage, ApiKey)],
+        ["api", "jobs"] => vec![(Post, Route::CreateJob, ApiKey)],
+        ["api", "jobs", job] => vec![(Get, Route::GetJob(id(job)), ApiKey), (Delete, Route::CancelJob(id(job)), ApiKey)],
+        ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook, FalSignature)],
+        ["admin"] => vec![(Get, Route::AdminPage, Public)],
+        ["admin", "assets", name] => vec![(Get, Route::AdminAsset(id(name)), Public)],
+        ["admin", "login"] => vec![(Post, Route::AdminLogin, SameOrigin)],
+        ["admin", "logout"] => vec![(Post, Route::AdminLogout, SameOrigin)],
+        ["admin", "session"] => vec![(Get, Route::AdminSession, Admin)],
+        ["admin", "overview"] => vec![(Get, Route::AdminOverview, Admin)],
+        ["admin", "clients"] => vec![(Get, Route::AdminListClients, Admin), (Post, Route::AdminCreateClient, AdminWrite)],
+        ["admin", "clients", client] => vec![
+            (Get, Route::AdminGetClient(id(client)), Admin),
+            (Patch, Route::AdminUpdateClient(id(client)), AdminWrite),
         ],
-        ["admin", "clients", id, "keys"] => vec![(Post, Route::AdminRotateKey(id.to_string()))],
-        ["admin", "clients", id, "webhook-secret"] => vec![(Post, Route::AdminRotateWebhookSecret(id.to_string()))],
-        ["admin", "clients", id, "keys", key] => vec![(
+        ["admin", "clients", client, "stats"] => vec![(Get, Route::AdminClientStats(id(client)), Admin)],
+        ["admin", "clients", client, "metrics"] => vec![(Get, Route::AdminClientMetrics(id(client)), Admin)],
+        ["admin", "clients", client, "keys"] => vec![(Post, Route::AdminRotateKey(id(client)), AdminWrite)],
+        ["admin", "clients", client, "keys", key] => vec![(
             Delete,
-            Route::AdminRevokeKey { client_id: id.to_string(), key_id: key.to_string() },
+            Route::AdminRevokeKey { client_id: id(client), key_id: id(key) },
+            AdminWrite,
         )],
-        ["admin", "clients", id, "metrics"] => vec![(Get, Route::AdminClientMetrics(id.to_string()))],
-        ["admin", "generations"] => vec![(Get, Route::AdminGenerations)],
-        ["admin", "usage"] => vec![(Get, Route::AdminUsage)],
+        ["admin", "clients", client, "webhook-secret"] => vec![(Post, Route::AdminRotateWebhookSecret(id(client)), AdminWrite)],
+        ["admin", "generations"] => vec![(Get, Route::AdminGenerations, Admin)],
+        ["admin", "usage"] => vec![(Get, Route::AdminUsage, Admin)],
         _ => return Err(RouteError::NotFound),
     };
-    let allowed: Vec<&'static str> = choices.iter().map(|(m, _)| method_name(m)).collect();
+    let allowed: Vec<&'static str> = choices.iter().map(|(m, _, _)| method_name(m)).collect();
     choices
         .into_iter()
-        .find(|(m, _)| m == method || (*method == Method::Head && *m == Get))
-        .map(|(_, route)| route)
+        .find(|(m, _, _)| m == method || (*method == Method::Head && *m == Get))
+        .map(|(_, route, access)| (route, access))
         .ok_or(RouteError::MethodNotAllowed(allowed))
 }
 
@@ -100,28 +118,40 @@ fn method_name(m: &Method) -> &'static str {
 mod tests {
     use super::*;
 
+    fn route(method: Method, path: &str) -> Result<Route, RouteError> {
+        resolve(&method, path).map(|(r, _)| r)
+    }
+
     #[test]
     fn resolves_public_and_admin_routes() {
-        assert_eq!(resolve(&Method::Get, "/health"), Ok(Route::Health));
-        assert_eq!(resolve(&Method::Post, "/api/images/generate"), Ok(Route::Generate));
-        assert_eq!(resolve(&Method::Get, "/api/generations/"), Ok(Route::ListGenerations));
+        assert_eq!(resolve(&Method::Get, "/health"), Ok((Route::Health, Access::Public)));
+        assert_eq!(resolve(&Method::Post, "/api/images/generate"), Ok((Route::Generate, Access::ApiKey)));
+        assert_eq!(route(Method::Get, "/api/generations/"), Ok(Route::ListGenerations));
         assert_eq!(
             resolve(&Method::Delete, "/admin/clients/cl_1/keys/key_2"),
-            Ok(Route::AdminRevokeKey { client_id: "cl_1".into(), key_id: "key_2".into() })
+            Ok((Route::AdminRevokeKey { client_id: "cl_1".into(), key_id: "key_2".into() }, Access::AdminWrite))
         );
-        assert_eq!(resolve(&Method::Patch, "/admin/clients/cl_1"), Ok(Route::AdminUpdateClient("cl_1".into())));
+        assert_eq!(route(Method::Patch, "/admin/clients/cl_1"), Ok(Route::AdminUpdateClient("cl_1".into())));
+    }
+
+    #[test]
+    fn admin_writes_need_our_own_origin_and_reads_a_session() {
+        assert_eq!(resolve(&Method::Get, "/admin/clients").map(|(_, a)| a), Ok(Access::Admin));
+        assert_eq!(resolve(&Method::Post, "/admin/clients").map(|(_, a)| a), Ok(Access::AdminWrite));
+        assert_eq!(resolve(&Method::Post, "/admin/login").map(|(_, a)| a), Ok(Access::SameOrigin));
+        assert_eq!(resolve(&Method::Post, "/api/webhooks/fal").map(|(_, a)| a), Ok(Access::FalSignature));
     }
 
     #[test]
     fn wrong_methods_list_what_the_path_accepts() {
-        assert_eq!(resolve(&Method::Get, "/api/images/generate"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
-        assert_eq!(resolve(&Method::Put, "/admin/clients"), Err(RouteError::MethodNotAllowed(vec!["GET", "POST"])));
+        assert_eq!(route(Method::Get, "/api/images/generate"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
+        assert_eq!(route(Method::Put, "/admin/clients"), Err(RouteError::MethodNotAllowed(vec!["GET", "POST"])));
     }
 
     #[test]
     fn unknown_paths_are_not_found() {
-        assert_eq!(resolve(&Method::Get, "/"), Err(RouteError::NotFound));
-        assert_eq!(resolve(&Method::Get, "/api/images"), Err(RouteError::NotFound));
-        assert_eq!(resolve(&Method::Get, "/admin/clients/a/b/c/d"), Err(RouteError::NotFound));
+        assert_eq!(route(Method::Get, "/"), Err(RouteError::NotFound));
+        assert_eq!(route(Method::Get, "/api/images"), Err(RouteError::NotFound));
+        assert_eq!(route(Method::Get, "/admin/clients/a/b/c/d"), Err(RouteError::NotFound));
     }
 }

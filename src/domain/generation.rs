@@ -3,7 +3,7 @@
 
 use super::image::{ImagePolicy, ImageRef};
 use super::input::{parse_json, InputError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The most garments one nano-banana-pro request may compose (plus the person).
 pub const MAX_GARMENTS_NANO_BANANA: usize = 5;
@@ -33,6 +33,35 @@ impl Model {
         match self {
             Model::VirtualTryOn => 1,
             Model::NanoBananaPro => MAX_GARMENTS_NANO_BANANA,
+        }
+    }
+}
+
+/// How a generation attempt ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Error,
+    /// A job its client canceled: not a failure, and never charged.
+    Canceled,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Outcome::Success),
+            "error" => Some(Outcome::Error),
+            "canceled" => Some(Outcome::Canceled),
+            _ => None,
         }
     }
 }

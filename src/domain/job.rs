@@ -116,6 +116,26 @@ impl Job {
         }
     }
 
+    /// What a client sees of its job (times in ms since the epoch, as the MVP's JobData).
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "status": self.status,
+            "created_at": self.created_at,
+            "fal_start": self.fal_start,
+            "fal_end": self.fal_end,
+            "completed_at": self.completed_at,
+            "image_url": self.image_url,
+            "error": self.error,
+            "client_id": self.client_id,
+            "garments_count": self.garments_count,
+            "model": self.model,
+            "description": self.description,
+            "queue_position": self.queue_position,
+            "generation_id": self.status.is_finished().then(|| generation_id_of(&self.id)),
+        })
+    }
+
     /// Whether a read should ask FAL directly because no webhook has
     /// finished the job within `poll_after_ms` of its submission.
     pub fn should_poll(&self, now: u64, poll_after_ms: u64) -> bool {

@@ -2,11 +2,30 @@
 //! and the public JWKS. Each is bounded by a timeout (see `outbound`), so a
 //! hanging FAL becomes a 504 for the shopper, never a request that never ends.
 
-use super::models::{failure, interpret_response, parse_queue_status, parse_submission, FalFailure, FalOutput, QueueStatus};
+use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, FalFailure, FalOutput, ModelRegistry, QueueStatus};
+use crate::domain::generation::GenerationRequest;
 use crate::domain::job::FalQueueRefs;
-use crate::config::Config;
 use crate::outbound::{self, OutboundError};
+use crate::secret::Secret;
 use worker::{Date, Method};
+
+/// Where FAL is and how we talk to it, from configuration.
+#[derive(Debug, Clone)]
+pub struct FalSettings {
+    pub base_url: String,
+    pub queue_url: String,
+    pub key: Option<Secret>,
+    /// Bound on one synchronous call.
+    pub timeout_ms: u64,
+    pub jwks_url: String,
+    pub models: ModelRegistry,
+}
+
+/// The FAL client.
+#[derive(Clone)]
+pub struct Fal {
+    settings: FalSettings,
+}
 
 pub struct FalCall {
     pub result: Result<FalOutput, FalFailure>,
@@ -16,67 +35,73 @@ pub struct FalCall {
 /// Calls to the queue API are quick bookkeeping, never inference.
 const QUEUE_TIMEOUT_MS: u64 = 15_000;
 
-/// `POST {FAL_BASE_URL}/{endpoint}`: the synchronous API.
-pub async fn run_sync(config: &Config, endpoint: &str, input: &serde_json::Value) -> FalCall {
-    let started = Date::now().as_millis();
-    let url = format!("{}/{}", config.fal_base_url, endpoint);
-    let result = send(config, Method::Post, &url, Some(input), config.fal_timeout_ms)
-        .await
-        .and_then(|(status, body)| interpret_response(status, &body));
-    FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
-}
-
-/// `POST {FAL_QUEUE_URL}/{endpoint}?fal_webhook=…`: queues a request; FAL
-/// answers at once with its id and the URLs to follow it.
-pub async fn submit(config: &Config, endpoint: &str, input: &serde_json::Value, webhook_url: &str) -> Result<FalQueueRefs, FalFailure> {
-    let mut url = url::Url::parse(&format!("{}/{}", config.fal_queue_url, endpoint))
-        .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
-    url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
-    let (status, body) = send(config, Method::Post, url.as_str(), Some(input), QUEUE_TIMEOUT_MS).await?;
-    match status {
-        200..=299 => parse_submission(&body),
-        _ => Err(failure(status, &body)),
+impl Fal {
+    pub fn new(settings: FalSettings) -> Self {
+        Self { settings }
     }
-}
 
-pub async fn queue_status(config: &Config, refs: &FalQueueRefs) -> Result<QueueStatus, FalFailure> {
-    let (status, body) = send(config, Method::Get, &refs.status_url, None, QUEUE_TIMEOUT_MS).await?;
-    match status {
-        200..=299 => parse_queue_status(&body),
-        _ => Err(failure(status, &body)),
+    pub fn settings(&self) -> &FalSettings {
+        &self.settings
     }
-}
 
-/// The result of a COMPLETED request, which may itself be FAL's error.
-pub async fn queue_result(config: &Config, refs: &FalQueueRefs) -> Result<FalOutput, FalFailure> {
-    let (status, body) = send(config, Method::Get, &refs.response_url, None, QUEUE_TIMEOUT_MS).await?;
-    interpret_response(status, &body)
-}
+    /// `POST {FAL_BASE_URL}/{endpoint}`: the synchronous API.
+    pub async fn run_sync(&self, request: &GenerationRequest) -> FalCall {
+        let started = Date::now().as_millis();
+        let url = format!("{}/{}", self.settings.base_url, self.settings.models.endpoint(request.model));
+        let result = self
+            .send(Method::Post, &url, Some(&fal_input(request)), self.settings.timeout_ms)
+            .await
+            .and_then(|(status, body)| interpret_response(status, &body));
+        FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
+    }
 
-/// Asks FAL to cancel. `Ok(false)` when FAL says the request already completed.
-pub async fn cancel(config: &Config, refs: &FalQueueRefs) -> Result<bool, FalFailure> {
-    let (status, body) = send(config, Method::Put, &refs.cancel_url, None, QUEUE_TIMEOUT_MS).await?;
-    match status {
-        200..=299 => Ok(true),
-        400 if body.contains("ALREADY_COMPLETED") => Ok(false),
-        _ => Err(failure(status, &body)),
+    /// `POST {FAL_QUEUE_URL}/{endpoint}?fal_webhook=…`: queues a request; FAL
+    /// answers at once with its id and the URLs to follow it.
+    pub async fn submit(&self, request: &GenerationRequest, webhook_url: &str) -> Result<FalQueueRefs, FalFailure> {
+        let endpoint = self.settings.models.endpoint(request.model);
+        let mut url = url::Url::parse(&format!("{}/{}", self.settings.queue_url, endpoint))
+            .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
+        url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
+        let (status, body) = self.send(Method::Post, url.as_str(), Some(&fal_input(request)), QUEUE_TIMEOUT_MS).await?;
+        match status {
+            200..=299 => parse_submission(&body),
+            _ => Err(failure(status, &body)),
+        }
+    }
+
+    pub async fn queue_status(&self, refs: &FalQueueRefs) -> Result<QueueStatus, FalFailure> {
+        let (status, body) = self.send(Method::Get, &refs.status_url, None, QUEUE_TIMEOUT_MS).await?;
+        match status {
+            200..=299 => parse_queue_status(&body),
+            _ => Err(failure(status, &body)),
+        }
+    }
+
+    /// The result of a COMPLETED request, which may itself be FAL's error.
+    pub async fn queue_result(&self, refs: &FalQueueRefs) -> Result<FalOutput, FalFailure> {
+        let (status, body) = self.send(Method::Get, &refs.response_url, None, QUEUE_TIMEOUT_MS).await?;
+        interpret_response(status, &body)
+    }
+
+    /// Asks FAL to cancel. `Ok(false)` when FAL says the request already completed.
+    pub async fn cancel(&self, refs: &FalQueueRefs) -> Result<bool, FalFailure> {
+        let (status, body) = self.send(Method::Put, &refs.cancel_url, None, QUEUE_TIMEOUT_MS).await?;
+        match status {
+            200..=299 => Ok(true),
+            400 if body.contains("ALREADY_COMPLETED") => Ok(false),
+            _ => Err(failure(status, &body)),
+        }
+    }
+
+    async fn send(&self, method: Method, url: &str, body: Option<&serde_json::Value>, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
+        let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
+        exchange(method, url, Some(key.expose()), body, timeout_ms).await
     }
 }
 
 /// `GET` without credentials (FAL's public JWKS).
 pub async fn get_public(url: &str, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
     exchange(Method::Get, url, None, None, timeout_ms).await
-}
-
-async fn send(
-    config: &Config,
-    method: Method,
-    url: &str,
-    body: Option<&serde_json::Value>,
-    timeout_ms: u64,
-) -> Result<(u16, String), FalFailure> {
-    let key = config.fal_key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
-    exchange(method, url, Some(key.expose()), body, timeout_ms).await
 }
 
 async fn exchange(

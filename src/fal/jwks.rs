@@ -4,7 +4,7 @@
 
 use super::client::get_public;
 use super::webhook::keys_from_jwks;
-use crate::config::Config;
+use super::client::FalSettings;
 use ed25519_dalek::VerifyingKey;
 use std::cell::RefCell;
 
@@ -18,7 +18,7 @@ thread_local! {
 
 /// The cached keys, fetching them when absent or older than an hour, or —
 /// with `refresh` — when the cache is more than a minute old.
-pub async fn keys(config: &Config, now: u64, refresh: bool) -> Result<Vec<VerifyingKey>, String> {
+pub async fn keys(fal: &FalSettings, now: u64, refresh: bool) -> Result<Vec<VerifyingKey>, String> {
     let cached = CACHE.with(|c| c.borrow().clone());
     if let Some((keys, fetched_at)) = &cached {
         let age = now.saturating_sub(*fetched_at);
@@ -26,7 +26,7 @@ pub async fn keys(config: &Config, now: u64, refresh: bool) -> Result<Vec<Verify
             return Ok(keys.clone());
         }
     }
-    let (status, body) = get_public(&config.fal_jwks_url, FETCH_TIMEOUT_MS).await.map_err(|f| f.describe())?;
+    let (status, body) = get_public(&fal.jwks_url, FETCH_TIMEOUT_MS).await.map_err(|f| f.describe())?;
     if status != 200 {
         return Err(format!("FAL's JWKS answered HTTP {status}"));
     }

@@ -2,9 +2,12 @@
 //! `request_id \n user_id \n timestamp \n hex(sha256(raw body))` with Ed25519
 //! and publishes its public keys as a JWKS; the signature travels hex-encoded.
 
+use super::models::{error_reason, parse_output};
+use crate::domain::job::JobOutcome;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Deliveries older (or newer) than this are refused, so a captured webhook
@@ -80,6 +83,41 @@ fn decode_hex_64(hex: &str) -> Option<[u8; 64]> {
     Some(out)
 }
 
+/// What a verified webhook says: which FAL request ended, and how.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WebhookReport {
+    pub request_id: String,
+    pub outcome: JobOutcome,
+}
+
+#[derive(Deserialize)]
+struct RawReport {
+    request_id: String,
+    status: String,
+    #[serde(default)]
+    payload: Value,
+    error: Option<String>,
+}
+
+/// Reads FAL's webhook body: `"status": "OK"` carries the model's output in
+/// `payload` (which may still be unusable), anything else is a failure whose
+/// reason is in `payload.detail` or, failing that, in `error`.
+pub fn parse_report(body: &[u8]) -> Result<WebhookReport, String> {
+    let raw: RawReport = serde_json::from_slice(body).map_err(|e| format!("the webhook body is not FAL's shape: {e}"))?;
+    let outcome = match raw.status.as_str() {
+        "OK" => match parse_output(&raw.payload.to_string()) {
+            Ok(output) => JobOutcome::Done { image_url: output.image.url, description: output.description },
+            Err(f) => JobOutcome::Failed { error: f.describe() },
+        },
+        _ => {
+            let reason = error_reason(&raw.payload.to_string());
+            let reason = if reason == "no details" { raw.error.unwrap_or(reason) } else { reason };
+            JobOutcome::Failed { error: format!("FAL failed the request: {reason}") }
+        }
+    };
+    Ok(WebhookReport { request_id: raw.request_id, outcome })
+}
+
 #[derive(Deserialize)]
 struct Jwks {
     keys: Vec<Jwk>,
@@ -145,6 +183,21 @@ mod tests {
         let other = delivery(&signature_headers(&key(), "r2", 1_000_000, body)).unwrap();
         let swapped = SignedDelivery { request_id: "r1".into(), ..other };
         assert_eq!(swapped.verify(body, &keys, 1_000_000), Err(VerifyError::SignatureMismatch));
+    }
+
+    #[test]
+    fn reports_become_typed_outcomes() {
+        let ok = br#"{"request_id":"r1","status":"OK","payload":{"images":[{"url":"https://v3.fal.media/x.png"}]}}"#;
+        let report = parse_report(ok).unwrap();
+        assert_eq!(report.request_id, "r1");
+        assert_eq!(report.outcome, JobOutcome::Done { image_url: "https://v3.fal.media/x.png".into(), description: None });
+        let failed = br#"{"request_id":"r1","status":"ERROR","payload":{"detail":"boom"},"error":"Invalid status code: 500"}"#;
+        assert_eq!(parse_report(failed).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: boom".into() });
+        let bare = br#"{"request_id":"r1","status":"ERROR","payload":null,"error":"Invalid status code: 500"}"#;
+        assert_eq!(parse_report(bare).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: Invalid status code: 500".into() });
+        let unusable = br#"{"request_id":"r1","status":"OK","payload":{"images":[]}}"#;
+        assert!(matches!(parse_report(unusable).unwrap().outcome, JobOutcome::Failed { .. }));
+        assert!(parse_report(b"[]").is_err());
     }
 
     #[test]

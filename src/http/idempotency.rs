@@ -1,14 +1,12 @@
 //! `Idempotency-Key` on the generation endpoints: the same key and request
 //! from the same client within 24 hours gets the original response and
-//! creates nothing new. The client's limiter object keeps the keys.
+//! creates nothing new. The client's limiter object keeps the keys; this
+//! file reads the header, replays a stored answer, and says what to store.
 
-use super::{header, Ctx};
 use crate::domain::api_key::hex_sha256;
-use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
-use crate::limiter::client::Limiter;
-use crate::limiter::policy::{IdempotencyClaim, Settlement, StoredResponse};
-use crate::limiter::protocol::{IdempotencyCompletion, SettleRequest};
+use crate::limiter::protocol::{IdempotencyClaim, IdempotencyCompletion, StoredResponse};
+use crate::request::header;
 use worker::{Request, Response};
 
 const MAX_KEY_LEN: usize = 255;
@@ -43,35 +41,12 @@ pub fn replay(stored: StoredResponse) -> ApiResult<Response> {
 
 /// What to keep for a key: client errors and successes are final; a
 /// failure on our side or FAL's is not, so a retry with the key runs again.
-pub fn completion(claim: Option<&IdempotencyClaim>, result: &ApiResult<(u16, String, Option<String>)>) -> Option<IdempotencyCompletion> {
+pub fn completion(claim: Option<&IdempotencyClaim>, reply: &ApiResult<StoredResponse>) -> Option<IdempotencyCompletion> {
     let key = claim?.key.clone();
-    let response = match result {
-        Ok((status, body, location)) => Some(StoredResponse { status: *status, body: body.clone(), location: location.clone() }),
+    let response = match reply {
+        Ok(stored) => Some(stored.clone()),
         Err(e) if e.status() < 500 => Some(StoredResponse { status: e.status(), body: e.body().to_string(), location: None }),
         Err(_) => None,
     };
     Some(IdempotencyCompletion { key, response })
-}
-
-/// Settles a reservation and completes an idempotency key in one limiter
-/// call. With a key, it is awaited, so a retry right after the response
-/// finds the stored answer; without one it runs after the response.
-pub async fn finish(ctx: &Ctx, client: &ClientId, reservation: Option<(String, Settlement)>, idempotency: Option<IdempotencyCompletion>) {
-    let request = SettleRequest { reservation, idempotency, now: ctx.now };
-    let limiter = match Limiter::new(&ctx.env) {
-        Ok(l) => l,
-        Err(e) => return worker::console_error!("limiter binding missing: {e:?}"),
-    };
-    if request.idempotency.is_some() {
-        if let Err(e) = ctx.timed("limiter", limiter.settle(client, &request)).await {
-            worker::console_warn!("completing an idempotency key failed: {e:?}");
-        }
-        return;
-    }
-    let client = client.clone();
-    ctx.wait.wait_until(async move {
-        if let Err(e) = limiter.settle(&client, &request).await {
-            worker::console_warn!("settling failed; the limiter's alarm will settle it: {e:?}");
-        }
-    });
 }

@@ -1,67 +1,31 @@
-//! HTTP glue: one file per resource (parse → call → respond), the request
-//! context, and the helpers every handler shares.
+//! The HTTP layer: `handle` finishes every response (security, limits,
+//! timings, CORS headers); `dispatch` enforces each route's declared access
+//! and calls its handler with the authenticated principal. One file per
+//! resource below: parse → call down → respond.
 
 pub mod admin;
 pub mod cors;
 pub mod generate;
 pub mod generations;
 pub mod idempotency;
+pub mod input;
 pub mod jobs;
+pub mod paging;
+pub mod rate_limit_headers;
+pub mod respond;
 pub mod usage;
 pub mod webhooks;
 
-use crate::config::Config;
-use crate::domain::cursor::{page_size, Cursor};
+use crate::auth::{self, Admit, AdminSession};
+use crate::domain::api_key::ApiKey;
 use crate::error::{ApiError, ApiResult};
-use crate::limiter::headers::rate_limit_headers;
-use crate::limiter::policy::LimitStatus;
-use crate::router::{resolve, Route, RouteError};
-use serde::Serialize;
-use std::cell::RefCell;
-use std::future::Future;
-use std::rc::Rc;
-use worker::{Context, D1Database, Date, Env, Method, Request, Response};
-
-/// What a handler needs: settings, bindings, the request's clock, and what
-/// the response headers will report (limits, timings).
-pub struct Ctx {
-    pub config: Rc<Config>,
-    pub env: Env,
-    pub db: D1Database,
-    pub wait: Context,
-    /// Milliseconds since the epoch for this request (see `Config::test_clock`).
-    pub now: u64,
-    limits: RefCell<Option<LimitStatus>>,
-    timings: RefCell<Vec<(&'static str, u64)>>,
-}
-
-impl Ctx {
-    pub fn new(config: Rc<Config>, env: Env, db: D1Database, wait: Context, now: u64) -> Self {
-        Self { config, env, db, wait, now, limits: RefCell::new(None), timings: RefCell::new(Vec::new()) }
-    }
-
-    /// The client's limits after this request's decision, for the headers.
-    pub fn set_limits(&self, limits: LimitStatus) {
-        *self.limits.borrow_mut() = Some(limits);
-    }
-
-    pub fn limits(&self) -> Option<LimitStatus> {
-        self.limits.borrow().clone()
-    }
-
-    /// Awaits `work`, adding its duration to `Server-Timing` under `name`.
-    pub async fn timed<T>(&self, name: &'static str, work: impl Future<Output = T>) -> T {
-        let started = Date::now().as_millis();
-        let out = work.await;
-        let elapsed = Date::now().as_millis().saturating_sub(started);
-        let mut timings = self.timings.borrow_mut();
-        match timings.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, total)) => *total += elapsed,
-            None => timings.push((name, elapsed)),
-        }
-        out
-    }
-}
+use crate::request::header;
+use crate::router::{resolve, Access, Route, RouteError};
+use crate::state::Ctx;
+use input::GenerationInput;
+use rate_limit_headers::rate_limit_headers;
+use respond::{error_response, json};
+use worker::{Method, Request, Response};
 
 pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     let path = req.path();
@@ -71,7 +35,7 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
         return cors::preflight(origin.as_deref());
     }
     let result = match resolve(&req.method(), &path) {
-        Ok(route) => dispatch(route, &mut req, &ctx).await,
+        Ok((route, access)) => dispatch(route, access, &mut req, &ctx).await,
         Err(RouteError::NotFound) => Err(ApiError::not_found("no such endpoint")),
         Err(RouteError::MethodNotAllowed(allowed)) => Err(ApiError::MethodNotAllowed { allowed }),
     };
@@ -84,12 +48,12 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     if !headers.has("cache-control").unwrap_or(false) {
         let _ = headers.set("cache-control", "no-store");
     }
-    if let Some(limits) = ctx.limits.borrow().as_ref() {
-        for (name, value) in rate_limit_headers(limits, ctx.now) {
+    if let Some(limits) = ctx.limits() {
+        for (name, value) in rate_limit_headers(&limits, ctx.now) {
             let _ = headers.set(name, &value);
         }
     }
-    let timings = ctx.timings.borrow();
+    let timings = ctx.timings();
     if !timings.is_empty() {
         let value: Vec<String> = timings.iter().map(|(n, ms)| format!("{n};dur={ms}")).collect();
         let _ = headers.set("server-timing", &value.join(", "));
@@ -100,129 +64,113 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     response
 }
 
-async fn dispatch(route: Route, req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    use admin::{clients, metrics, session};
+/// Checks the route's access, then runs its handler with the principal.
+async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
+    match access {
+        Access::Public => public(route),
+        Access::SameOrigin => {
+            auth::require_same_origin(req)?;
+            match route {
+                Route::AdminLogin => admin::session::login(req, ctx).await,
+                Route::AdminLogout => admin::session::logout(req, ctx).await,
+                other => Err(misrouted(&other)),
+            }
+        }
+        Access::Admin => {
+            let session = auth::admin_session(req, ctx).await?;
+            admin_route(route, req, ctx, &session).await
+        }
+        Access::AdminWrite => {
+            auth::require_same_origin(req)?;
+            let session = auth::admin_session(req, ctx).await?;
+            admin_route(route, req, ctx, &session).await
+        }
+        Access::ApiKey => {
+            let key = auth::presented_key(req)?;
+            client_route(route, req, ctx, key).await
+        }
+        Access::FalSignature => {
+            let delivery = webhooks::verified(req, ctx).await?;
+            webhooks::fal(req, ctx, delivery).await
+        }
+    }
+}
+
+fn public(route: Route) -> ApiResult<Response> {
     match route {
         Route::Health => json(200, &serde_json::json!({ "status": "ok" })),
-        Route::Generate => generate::generate(req, ctx).await,
-        Route::ListGenerations => generations::list(req, ctx).await,
-        Route::Usage => usage::show(req, ctx).await,
-        Route::CreateJob => jobs::create(req, ctx).await,
-        Route::GetJob(id) => jobs::show(req, ctx, &id).await,
-        Route::CancelJob(id) => jobs::cancel(req, ctx, &id).await,
-        Route::FalWebhook => webhooks::fal(req, ctx).await,
-        Route::AdminRotateWebhookSecret(id) => admin::clients::rotate_webhook_secret(req, ctx, &id).await,
-        Route::AdminUsage => admin::usage::month(req, ctx).await,
         Route::AdminPage => admin::dashboard::page(),
         Route::AdminAsset(name) => admin::dashboard::static_asset(&name),
-        Route::AdminOverview => admin::dashboard::overview(req, ctx).await,
-        Route::AdminClientStats(id) => admin::dashboard::client_stats(req, ctx, &id).await,
-        Route::AdminLogin => session::login(req, ctx).await,
-        Route::AdminLogout => session::logout(req, ctx).await,
-        Route::AdminSession => session::show(req, ctx).await,
-        Route::AdminListClients => clients::list(req, ctx).await,
-        Route::AdminCreateClient => clients::create(req, ctx).await,
-        Route::AdminGetClient(id) => clients::show(req, ctx, &id).await,
-        Route::AdminUpdateClient(id) => clients::update(req, ctx, &id).await,
-        Route::AdminRotateKey(id) => clients::rotate_key(req, ctx, &id).await,
-        Route::AdminRevokeKey { client_id, key_id } => clients::revoke_key(req, ctx, &client_id, &key_id).await,
-        Route::AdminClientMetrics(id) => metrics::client_metrics(req, ctx, &id).await,
-        Route::AdminGenerations => metrics::generations(req, ctx).await,
+        other => Err(misrouted(&other)),
     }
 }
 
-pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
-    let mut response = Response::from_json(value)?.with_status(status);
-    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-    Ok(response)
-}
-
-/// A response from JSON already serialised (kept for idempotent replays).
-pub fn json_text(status: u16, body: String) -> ApiResult<Response> {
-    let mut response = Response::from_bytes(body.into_bytes())?.with_status(status);
-    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-    Ok(response)
-}
-
-pub fn error_response(error: ApiError) -> Response {
-    if let Some(line) = error.log_line() {
-        worker::console_error!("{line}");
-    }
-    let mut response = match json(error.status(), &error.body()) {
-        Ok(r) => r,
-        Err(_) => return Response::error("internal error", 500).expect("a 500 response can be built"),
-    };
-    let headers = response.headers_mut();
-    match &error {
-        ApiError::MethodNotAllowed { allowed } => {
-            let _ = headers.set("allow", &allowed.join(", "));
+/// Routes of a client's API key. Each obtains its `ApiClient` in the one
+/// round trip it needs: generations take their reservation with it, job
+/// reads run beside it, history reads are batched with it.
+async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, key: ApiKey) -> ApiResult<Response> {
+    match route {
+        Route::Generate => {
+            let input = GenerationInput::read(req, ctx, "gen").await?;
+            let reserve = input.reservation(generate::reservation_ttl_ms(ctx));
+            match auth::admit(req, ctx, &key, Some(reserve), input.claim.clone()).await? {
+                Admit::Client(client) => generate::run(ctx, &client, input).await,
+                Admit::Replay(stored) => idempotency::replay(stored),
+            }
         }
-        ApiError::TooManyRequests { retry_after_s, .. } => {
-            let _ = headers.set("retry-after", &retry_after_s.to_string());
+        Route::CreateJob => {
+            let input = GenerationInput::read(req, ctx, "job").await?;
+            let reserve = input.reservation(jobs::reservation_ttl_ms(ctx));
+            match auth::admit(req, ctx, &key, Some(reserve), input.claim.clone()).await? {
+                Admit::Client(client) => jobs::create(req, ctx, &client, input).await,
+                Admit::Replay(stored) => idempotency::replay(stored),
+            }
         }
-        _ => {}
+        Route::GetJob(id) => {
+            let id = jobs::checked_id(&id)?;
+            let (client, job) = auth::authenticate_alongside(req, ctx, &key, ctx.timed("store", ctx.jobs.get(id))).await?;
+            jobs::show(ctx, &client, job).await
+        }
+        Route::CancelJob(id) => {
+            let id = jobs::checked_id(&id)?;
+            let (client, job) = auth::authenticate_alongside(req, ctx, &key, ctx.timed("store", ctx.jobs.get(id))).await?;
+            jobs::cancel(ctx, &client, job).await
+        }
+        Route::Usage => {
+            let client = auth::authenticate(req, ctx, &key).await?;
+            usage::show(ctx, &client)
+        }
+        Route::ListGenerations => {
+            let page = generations::page_request(req)?;
+            let (_, results) = auth::authenticate_read(req, ctx, &key, |client| generations::page_statement(ctx, client, &page)).await?;
+            generations::list(page, results)
+        }
+        other => Err(misrouted(&other)),
     }
-    response
 }
 
-/// Reads a JSON body, refusing other media types (415) and bodies over the cap
-/// (413) before parsing anything.
-pub async fn read_json_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>> {
-    let content_type = header(req, "content-type").unwrap_or_default().to_ascii_lowercase();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    if media_type != "application/json" && !media_type.ends_with("+json") {
-        return Err(ApiError::UnsupportedMediaType);
+async fn admin_route(route: Route, req: &mut Request, ctx: &Ctx, session: &AdminSession) -> ApiResult<Response> {
+    use admin::{clients, dashboard, metrics, usage};
+    match route {
+        Route::AdminSession => admin::session::show(session),
+        Route::AdminOverview => dashboard::overview(ctx, session).await,
+        Route::AdminClientStats(id) => dashboard::client_stats(req, ctx, session, &id).await,
+        Route::AdminListClients => clients::list(req, ctx, session).await,
+        Route::AdminCreateClient => clients::create(req, ctx, session).await,
+        Route::AdminGetClient(id) => clients::show(ctx, session, &id).await,
+        Route::AdminUpdateClient(id) => clients::update(req, ctx, session, &id).await,
+        Route::AdminRotateKey(id) => clients::rotate_key(req, ctx, session, &id).await,
+        Route::AdminRevokeKey { client_id, key_id } => clients::revoke_key(ctx, session, &client_id, &key_id).await,
+        Route::AdminRotateWebhookSecret(id) => clients::rotate_webhook_secret(ctx, session, &id).await,
+        Route::AdminClientMetrics(id) => metrics::client_metrics(ctx, session, &id).await,
+        Route::AdminGenerations => metrics::generations(req, ctx, session).await,
+        Route::AdminUsage => usage::month(req, ctx, session).await,
+        other => Err(misrouted(&other)),
     }
-    read_body(req, max_bytes).await
 }
 
-/// Reads a body of any type, refusing one over the cap (413): by its
-/// declared length before reading, and by its real length after.
-pub async fn read_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>> {
-    let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n| n > max_bytes) {
-        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
-    }
-    let body = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-    if body.len() > max_bytes {
-        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
-    }
-    Ok(body)
-}
-
-pub fn header(req: &Request, name: &str) -> Option<String> {
-    req.headers().get(name).ok().flatten()
-}
-
-/// Query parameters as (name, value) pairs.
-pub fn query_pairs(req: &Request) -> ApiResult<Vec<(String, String)>> {
-    let url = req.url()?;
-    Ok(url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
-}
-
-pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// `limit` and `cursor` from the query string.
-pub fn page_params(query: &[(String, String)]) -> ApiResult<(u32, Option<Cursor>)> {
-    let limit = page_size(query_value(query, "limit"))
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "`limit` must be a whole number from 1 to 100"))?;
-    let after = match query_value(query, "cursor") {
-        None | Some("") => None,
-        Some(raw) => Some(
-            Cursor::decode(raw)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this API returned"))?,
-        ),
-    };
-    Ok((limit, after))
-}
-
-/// Lists ask storage for `limit + 1` rows to learn whether another page exists;
-/// this keeps `limit` of them and the cursor to the next page, if any.
-pub fn split_page<T>(mut rows: Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> Cursor) -> (Vec<T>, Option<String>) {
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = if has_more { rows.last().map(|r| cursor_of(r).encode()) } else { None };
-    (rows, next)
+/// The route table gave a route an access its dispatcher does not serve: a
+/// programming error, answered as a 500 rather than served unchecked.
+fn misrouted(route: &Route) -> ApiError {
+    ApiError::Internal(format!("route {route:?} is not served under its declared access"))
 }

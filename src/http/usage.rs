@@ -1,15 +1,15 @@
 //! `GET /api/usage`: the calling client's usage this month, from its limiter.
 
-use super::{json, Ctx};
-use crate::auth::{authenticate, presented_key};
+use super::respond::json;
+use crate::auth::ApiClient;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
+use crate::state::Ctx;
 use serde_json::json;
-use worker::{Request, Response};
+use worker::Response;
 
-pub async fn show(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    let key = presented_key(req)?;
-    authenticate(req, ctx, &key).await?;
+/// `_client` is the proof of access; the figures came with its admission.
+pub fn show(ctx: &Ctx, _client: &ApiClient) -> ApiResult<Response> {
     let limits = ctx.limits().ok_or_else(|| ApiError::Internal("the limiter admitted without limits".into()))?;
     json(
         200,

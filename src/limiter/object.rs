@@ -1,24 +1,28 @@
-//! The `RateLimiter` Durable Object: one per client (named by client id), and
-//! one per admin-login source (named `login:<ip>`, plus `login:*` for all).
-//! It keeps `policy::LimiterState` in memory and in its SQLite storage, so
-//! limits survive eviction and restarts; D1 stays the system of record and
-//! the object rebuilds its copy from it when its own storage is empty.
+//! The `RateLimiter` Durable Object, one per client (named by client id):
+//! load the state, apply a pure decision to it, persist what changed. The
+//! decisions live beside it (`admission`, `bucket`, `quota`, `idempotency`);
+//! D1 stays the system of record and the object rebuilds its copy of the
+//! client from it when its own storage is empty.
 
-use super::policy::{
-    check_idempotency, login_allowed, AdmitRequest, ClientSnapshot, Decision, IdempotencyCheck, IdempotencyRecord,
-    LimiterState, Refusal, Reservation, Settlement, StoredResponse, IDEMPOTENCY_RETENTION_MS,
-};
-use super::protocol::{IdempotencyCompletion, LoginReply, LoginRequest, SettleRequest, SyncRequest};
+use super::admission::LimiterState;
+use super::bucket::Bucket;
+use super::idempotency::{check_idempotency, lock_ttl_ms, IdempotencyCheck, IdempotencyRecord, IDEMPOTENCY_RETENTION_MS};
+use super::protocol::{AdmitRequest, Decision, IdempotencyCompletion, Refusal, SettleRequest, StoredResponse, SyncRequest};
+use super::quota::{charge_once, Quota, Reservation, Settlement};
+use super::schema;
+use super::snapshot::ClientSnapshot;
 use crate::domain::ids::ClientId;
 use crate::store;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
 use worker::{durable_object, Date, DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State};
 
 /// When D1 cannot be read, the alarm tries again this much later.
 const RECONCILE_RETRY_MS: i64 = 60_000;
+/// Settled ids are needed for as long as a job can still report (an hour);
+/// two days of memory is plenty.
+const SETTLED_MEMORY_MS: u64 = 2 * 86_400_000;
 
 #[durable_object]
 pub struct RateLimiter {
@@ -26,32 +30,15 @@ pub struct RateLimiter {
     env: Env,
     cache: RefCell<Option<LimiterState>>,
     /// The alarm this object last set, so the hot path does not ask storage.
-    alarm_at: std::cell::Cell<Option<u64>>,
+    alarm_at: Cell<Option<u64>>,
 }
 
 impl DurableObject for RateLimiter {
     fn new(state: State, env: Env) -> Self {
-        let sql = state.storage().sql();
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS committed (month TEXT PRIMARY KEY, count INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS reservations (id TEXT PRIMARY KEY, month TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL, stale INTEGER NOT NULL DEFAULT 0)",
-            "CREATE TABLE IF NOT EXISTS login_failures (at_ms INTEGER NOT NULL)",
-            // Settled reservation ids, so a success is charged once however
-            // often it is reported (duplicate webhooks, polling, retries).
-            "CREATE TABLE IF NOT EXISTS settled (id TEXT PRIMARY KEY, charged INTEGER NOT NULL, at_ms INTEGER NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS settled_at ON settled (at_ms)",
-            // Idempotency keys live here rather than in D1: this object is
-            // already on the request's path and is strongly consistent per client.
-            "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reservation TEXT, status INTEGER, body TEXT, location TEXT, lock_expires_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms)",
-        ] {
-            if let Err(e) = sql.exec(ddl, None) {
-                worker::console_error!("limiter schema: {e}");
-            }
+        if let Err(e) = schema::migrate(&state.storage().sql(), schema::RATE_LIMITER) {
+            worker::console_error!("limiter schema: {e}");
         }
-        Self { state, env, cache: RefCell::new(None), alarm_at: std::cell::Cell::new(None) }
+        Self { state, env, cache: RefCell::new(None), alarm_at: Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -78,10 +65,6 @@ impl DurableObject for RateLimiter {
                 self.update(|s| s.apply_snapshot(sync.snapshot))?;
                 Response::from_json(&serde_json::json!({ "synced": true }))
             }
-            "/login" => {
-                let login: LoginRequest = body(&mut req).await?;
-                Response::from_json(&self.login(&login)?)
-            }
             _ => Response::error("unknown limiter call", 404),
         }
     }
@@ -92,10 +75,10 @@ impl DurableObject for RateLimiter {
     async fn alarm(&self) -> Result<Response> {
         self.alarm_at.set(None);
         let now = Date::now().as_millis();
-        let due = self.load()?.due_for_reconciliation(now);
+        let due = self.load()?.quota.due_for_reconciliation(now);
         let mut retry_later = false;
         if !due.is_empty() {
-            let db = self.env.d1("DB")?;
+            let db = crate::bindings::database(&self.env)?;
             for reservation in due {
                 // A reservation outlives its request (its TTL is longer than the
                 // FAL timeout), so by now the generation is recorded or never will be.
@@ -113,7 +96,7 @@ impl DurableObject for RateLimiter {
                 self.exec("DELETE FROM idempotency WHERE reservation = ? AND status IS NULL", vec![reservation.id.as_str().into()])?;
             }
         }
-        self.forget_old_settlements(now)?;
+        self.exec("DELETE FROM settled WHERE at_ms < ?", vec![millis(now.saturating_sub(SETTLED_MEMORY_MS))])?;
         self.schedule_alarm(if retry_later { RECONCILE_RETRY_MS } else { 0 }).await?;
         Response::ok("reconciled")
     }
@@ -143,11 +126,6 @@ struct ReservationRow {
     created_ms: u64,
     expires_ms: u64,
     stale: i64,
-}
-
-#[derive(Deserialize)]
-struct FailureRow {
-    at_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -192,8 +170,8 @@ impl RateLimiter {
             .rows::<BucketRow>("SELECT tokens, updated_ms FROM bucket WHERE id = 1", vec![])?
             .into_iter()
             .next()
-            .map(|b| super::policy::Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
-        let committed: BTreeMap<String, u64> = self
+            .map(|b| Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
+        let committed = self
             .rows::<CommittedRow>("SELECT month, count FROM committed", vec![])?
             .into_iter()
             .map(|r| (r.month, r.count))
@@ -203,7 +181,7 @@ impl RateLimiter {
             .into_iter()
             .map(|r| Reservation { id: r.id, month: r.month, created_ms: r.created_ms, expires_ms: r.expires_ms, stale: r.stale != 0 })
             .collect();
-        let state = LimiterState { snapshot, bucket, committed, reservations };
+        let state = LimiterState { snapshot, bucket, quota: Quota { committed, reservations } };
         *self.cache.borrow_mut() = Some(state.clone());
         Ok(state)
     }
@@ -228,36 +206,25 @@ impl RateLimiter {
         }
         if before.bucket != after.bucket {
             if let Some(b) = after.bucket {
-                self.exec(
-                    "INSERT OR REPLACE INTO bucket (id, tokens, updated_ms) VALUES (1, ?, ?)",
-                    vec![b.tokens.into(), (b.updated_ms as i64).into()],
-                )?;
+                self.exec("INSERT OR REPLACE INTO bucket (id, tokens, updated_ms) VALUES (1, ?, ?)", vec![b.tokens.into(), millis(b.updated_ms)])?;
             }
         }
-        for (month, count) in &after.committed {
-            if before.committed.get(month) != Some(count) {
-                self.exec(
-                    "INSERT OR REPLACE INTO committed (month, count) VALUES (?, ?)",
-                    vec![month.as_str().into(), (*count as i64).into()],
-                )?;
+        let (was, now) = (&before.quota, &after.quota);
+        for (month, count) in &now.committed {
+            if was.committed.get(month) != Some(count) {
+                self.exec("INSERT OR REPLACE INTO committed (month, count) VALUES (?, ?)", vec![month.as_str().into(), (*count as i64).into()])?;
             }
         }
-        for r in &before.reservations {
-            if !after.reservations.iter().any(|a| a.id == r.id) {
+        for r in &was.reservations {
+            if !now.reservations.iter().any(|a| a.id == r.id) {
                 self.exec("DELETE FROM reservations WHERE id = ?", vec![r.id.as_str().into()])?;
             }
         }
-        for r in &after.reservations {
-            if before.reservations.iter().find(|b| b.id == r.id) != Some(r) {
+        for r in &now.reservations {
+            if was.reservations.iter().find(|b| b.id == r.id) != Some(r) {
                 self.exec(
                     "INSERT OR REPLACE INTO reservations (id, month, created_ms, expires_ms, stale) VALUES (?, ?, ?, ?, ?)",
-                    vec![
-                        r.id.as_str().into(),
-                        r.month.as_str().into(),
-                        (r.created_ms as i64).into(),
-                        (r.expires_ms as i64).into(),
-                        i64::from(r.stale).into(),
-                    ],
+                    vec![r.id.as_str().into(), r.month.as_str().into(), millis(r.created_ms), millis(r.expires_ms), i64::from(r.stale).into()],
                 )?;
             }
         }
@@ -277,7 +244,7 @@ impl RateLimiter {
             return Ok(Decision::Refused { refusal, limits: None });
         }
         let now = admit.now;
-        self.exec("DELETE FROM idempotency WHERE expires_ms <= ?", vec![(now as i64).into()])?;
+        self.exec("DELETE FROM idempotency WHERE expires_ms <= ?", vec![millis(now)])?;
         let existing = self
             .rows::<IdempotencyRow>(
                 "SELECT fingerprint, status, body, location, lock_expires_ms, expires_ms FROM idempotency WHERE key = ?",
@@ -299,15 +266,16 @@ impl RateLimiter {
             IdempotencyCheck::Proceed => {
                 let decision = self.update(|s| s.admit(admit))?;
                 if matches!(decision, Decision::Admitted(_)) {
-                    let (reservation, ttl) = admit.reserve.as_ref().map_or((None, 60_000), |r| (Some(r.id.as_str()), r.ttl_ms));
+                    let reservation = admit.reserve.as_ref().map(|r| r.id.as_str());
+                    let lock_ms = lock_ttl_ms(admit.reserve.as_ref().map(|r| r.ttl_ms));
                     self.exec(
                         "INSERT OR REPLACE INTO idempotency (key, fingerprint, reservation, status, body, location, lock_expires_ms, expires_ms) VALUES (?, ?, ?, NULL, NULL, NULL, ?, ?)",
                         vec![
                             claim.key.as_str().into(),
                             claim.fingerprint.as_str().into(),
                             reservation.into(),
-                            ((now + ttl) as i64).into(),
-                            ((now + IDEMPOTENCY_RETENTION_MS) as i64).into(),
+                            millis(now + lock_ms),
+                            millis(now + IDEMPOTENCY_RETENTION_MS),
                         ],
                     )?;
                 }
@@ -322,20 +290,11 @@ impl RateLimiter {
             .rows::<SettledRow>("SELECT charged FROM settled WHERE id = ?", vec![id.into()])?
             .first()
             .is_some_and(|r| r.charged != 0);
-        let effective = if already_charged { Settlement::Released } else { outcome };
-        let charged = self.update(|s| s.settle(id, effective, now))?;
+        let charged = self.update(|s| s.settle(id, charge_once(already_charged, outcome), now))?;
         self.exec(
             "INSERT INTO settled (id, charged, at_ms) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET charged = MAX(charged, excluded.charged)",
-            vec![id.into(), i64::from(charged).into(), (now as i64).into()],
-        )?;
-        Ok(())
-    }
-
-    /// Settled ids are needed for as long as a job can still report: an hour.
-    /// Two days of memory is plenty; the alarm clears older ones.
-    fn forget_old_settlements(&self, now: u64) -> Result<()> {
-        self.exec("DELETE FROM settled WHERE at_ms < ?", vec![(now.saturating_sub(2 * 86_400_000) as i64).into()])?;
-        Ok(())
+            vec![id.into(), i64::from(charged).into(), millis(now)],
+        )
     }
 
     fn complete_idempotency(&self, done: &IdempotencyCompletion) -> Result<()> {
@@ -352,26 +311,22 @@ impl RateLimiter {
     /// its copy is older than the safety-net age.
     async fn ensure_fresh(&self, now: u64) -> Result<()> {
         let state = self.load()?;
-        let needs_load = state.snapshot.as_ref().is_none_or(|s| s.is_stale(now));
-        if !needs_load {
+        if !state.snapshot.as_ref().is_none_or(|s| s.is_stale(now)) {
             return Ok(());
         }
-        let Some(name) = self.state.id().name() else {
+        let Some(client) = self.state.id().name().and_then(|name| ClientId::parse(&name)) else {
             return Ok(());
         };
-        let Some(client) = ClientId::parse(&name) else {
-            return Ok(());
-        };
-        let db = self.env.d1("DB")?;
-        let (snapshot, used_this_month) = store::clients::load_snapshot(&db, &client, now)
-            .await
-            .map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
+        let db = crate::bindings::database(&self.env)?;
+        let limits = store::clients::limits_of(&db, &client, now).await.map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
+        let used_this_month = limits.used_this_month;
+        let snapshot = ClientSnapshot::from_store(client.as_str(), limits, now);
         let month = crate::domain::time::month_key(now);
         self.update(|s| {
             // First sight of this client (or lost storage): D1's count of this
             // month's successes is where the quota stands.
-            if s.snapshot.is_none() && !s.committed.contains_key(&month) && used_this_month > 0 {
-                s.committed.insert(month, used_this_month);
+            if s.snapshot.is_none() && !s.quota.committed.contains_key(&month) && used_this_month > 0 {
+                s.quota.committed.insert(month, used_this_month);
             }
             s.apply_snapshot(snapshot);
         })
@@ -381,7 +336,7 @@ impl RateLimiter {
     /// `min_offset_ms` away). An alarm already due earlier is left alone, so
     /// most requests touch no alarm at all.
     async fn schedule_alarm(&self, min_offset_ms: i64) -> Result<()> {
-        let Some(next) = self.load()?.next_expiry() else {
+        let Some(next) = self.load()?.quota.next_expiry() else {
             return Ok(());
         };
         let now = Date::now().as_millis() as i64;
@@ -404,27 +359,15 @@ impl RateLimiter {
         self.alarm_at.set(Some(target));
         Ok(())
     }
+}
 
-    fn login(&self, req: &LoginRequest) -> Result<LoginReply> {
-        let failures: Vec<u64> = self
-            .rows::<FailureRow>("SELECT at_ms FROM login_failures WHERE at_ms > ?", vec![(req.now.saturating_sub(req.window_ms) as i64).into()])?
-            .into_iter()
-            .map(|r| r.at_ms)
-            .collect();
-        if req.record_failure {
-            self.exec("DELETE FROM login_failures WHERE at_ms <= ?", vec![(req.now.saturating_sub(req.window_ms) as i64).into()])?;
-            self.exec("INSERT INTO login_failures (at_ms) VALUES (?)", vec![(req.now as i64).into()])?;
-            return Ok(LoginReply { allowed: true, retry_after_s: 0 });
-        }
-        Ok(match login_allowed(&failures, req.now, req.window_ms, req.max_failures) {
-            Ok(()) => LoginReply { allowed: true, retry_after_s: 0 },
-            Err(retry_after_s) => LoginReply { allowed: false, retry_after_s },
-        })
-    }
+/// Times and counts stay far below 2^63; SQLite stores them as integers.
+fn millis(ms: u64) -> SqlStorageValue {
+    (ms as i64).into()
 }
 
 /// The call's JSON body: read as text and parsed here, which is much cheaper
 /// than building a JS object and walking it from wasm.
-async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
+pub(super) async fn body<T: DeserializeOwned>(req: &mut Request) -> Result<T> {
     serde_json::from_str(&req.text().await?).map_err(|e| worker::Error::RustError(format!("limiter call body: {e}")))
 }

@@ -1,9 +1,8 @@
 //! Clients and their API keys.
 
-use super::{all, batch, d1_error, execute, first, statement, Arg};
+use super::{all, batch, batch_of, execute, first, first_row, rows, statement, Arg};
 use crate::args;
 use crate::domain::time::{day_number, month_bounds, month_key};
-use crate::limiter::policy::{ClientSnapshot, SnapshotKey};
 use crate::domain::api_key::{ApiKey, KeyHash};
 use crate::domain::client::{ClientChanges, NewClient};
 use crate::domain::cursor::Cursor;
@@ -207,10 +206,20 @@ pub fn key_owner_statement(db: &D1Database, hash: &KeyHash, client: &ClientId, n
     )
 }
 
+/// A usable key, as the limiter needs it.
 #[derive(Deserialize)]
-struct SnapshotKeyRow {
-    key_hash: String,
-    expires_at: Option<u64>,
+pub struct LiveKey {
+    pub key_hash: String,
+    pub expires_at: Option<u64>,
+}
+
+/// What the limiter needs to know of a client: its row (if it exists), its
+/// usable keys, and the successful generations of the current month (to
+/// rebuild the limiter's count if its own storage was lost).
+pub struct ClientLimits {
+    pub row: Option<ClientRow>,
+    pub keys: Vec<LiveKey>,
+    pub used_this_month: u64,
 }
 
 #[derive(Deserialize)]
@@ -218,15 +227,13 @@ struct MonthUsage {
     used: Option<u64>,
 }
 
-/// What the limiter needs to know of a client, read from D1 in one round
-/// trip, with the successful generations of the current month (to rebuild
-/// the limiter's count if its own storage was lost).
-pub async fn load_snapshot(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<(ClientSnapshot, u64)> {
+/// Reads `ClientLimits` in one round trip.
+pub async fn limits_of(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<ClientLimits> {
     let id = client.as_str();
     let (from_day, to_day) = month_bounds(&month_key(now)).map_or((0, 0), |(a, b)| (day_number(a), day_number(b)));
-    let results = batch(
+    let [row, keys, used] = batch_of(
         db,
-        vec![
+        [
             statement(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id])?,
             statement(
                 db,
@@ -241,26 +248,11 @@ pub async fn load_snapshot(db: &D1Database, client: &ClientId, now: u64) -> ApiR
         ],
     )
     .await?;
-    let row: Option<ClientRow> = results[0].results().map_err(d1_error)?.into_iter().next();
-    let keys: Vec<SnapshotKeyRow> = results[1].results().map_err(d1_error)?;
-    let used = results[2].results::<MonthUsage>().map_err(d1_error)?.first().and_then(|u| u.used).unwrap_or(0);
-    let snapshot = match row {
-        None => ClientSnapshot::missing(id, now),
-        Some(row) => ClientSnapshot {
-            client_id: row.id.clone(),
-            exists: true,
-            name: row.name.clone(),
-            active: row.is_active(),
-            usage_limit: row.usage_limit,
-            rate_limit_per_minute: row.rate_limit_per_minute,
-            rate_limit_burst: row.rate_limit_burst,
-            max_concurrent: row.max_concurrent,
-            allowed_origins: row.origins(),
-            keys: keys.into_iter().map(|k| SnapshotKey { hash: k.key_hash, expires_at: k.expires_at }).collect(),
-            loaded_at: now,
-        },
-    };
-    Ok((snapshot, used))
+    Ok(ClientLimits {
+        row: first_row(&row)?,
+        keys: rows(&keys)?,
+        used_this_month: first_row::<MonthUsage>(&used)?.and_then(|u| u.used).unwrap_or(0),
+    })
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,8 @@
 //! and recent events read one client's recent rows through its
 //! `(client_id, created_at)` index.
 
-use super::{batch, d1_error, statement};
+use super::generations::{GenerationRow, COLUMNS};
+use super::{batch_of, first_row, rows, statement};
 use crate::args;
 use crate::domain::ids::ClientId;
 use crate::error::ApiResult;
@@ -42,9 +43,9 @@ struct Count {
 /// client count, in one round trip.
 pub async fn overview(db: &D1Database, today: u64, month_start_day: u64, month: &str) -> ApiResult<Overview> {
     let totals = "SELECT SUM(success_count) AS success, SUM(error_count) AS error FROM usage_totals_daily WHERE day >= ?1 AND day <= ?2";
-    let results = batch(
+    let [today, month_totals, busiest, clients] = batch_of(
         db,
-        vec![
+        [
             statement(db, totals, args![today, today])?,
             statement(db, totals, args![month_start_day, today])?,
             statement(
@@ -58,14 +59,11 @@ pub async fn overview(db: &D1Database, today: u64, month_start_day: u64, month: 
         ],
     )
     .await?;
-    let first_totals = |i: usize| -> ApiResult<Totals> {
-        Ok(results[i].results::<Totals>().map_err(d1_error)?.into_iter().next().unwrap_or_default())
-    };
     Ok(Overview {
-        today: first_totals(0)?,
-        month: first_totals(1)?,
-        busiest: results[2].results().map_err(d1_error)?,
-        clients: results[3].results::<Count>().map_err(d1_error)?.first().map_or(0, |c| c.n),
+        today: first_row(&today)?.unwrap_or_default(),
+        month: first_row(&month_totals)?.unwrap_or_default(),
+        busiest: rows(&busiest)?,
+        clients: first_row::<Count>(&clients)?.map_or(0, |c| c.n),
     })
 }
 
@@ -93,9 +91,9 @@ pub struct ClientStats {
 /// median and 95th percentile duration of its successes since `from_ms`.
 pub async fn client_stats(db: &D1Database, client: &ClientId, from_day: u64, from_ms: u64) -> ApiResult<ClientStats> {
     let id = client.as_str();
-    let results = batch(
+    let [daily, durations] = batch_of(
         db,
-        vec![
+        [
             statement(
                 db,
                 "SELECT day, model, success_count AS success, error_count AS error FROM usage_daily
@@ -116,10 +114,7 @@ pub async fn client_stats(db: &D1Database, client: &ClientId, from_day: u64, fro
         ],
     )
     .await?;
-    Ok(ClientStats {
-        daily: results[0].results().map_err(d1_error)?,
-        durations: results[1].results::<Percentiles>().map_err(d1_error)?.into_iter().next().unwrap_or_default(),
-    })
+    Ok(ClientStats { daily: rows(&daily)?, durations: first_row(&durations)?.unwrap_or_default() })
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -143,4 +138,45 @@ pub async fn activity_of(db: &D1Database, ids: &[String], month: &str) -> ApiRes
         args![serde_json::to_string(ids)?, month],
     )
     .await
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ModelTotals {
+    pub model: String,
+    pub success: u64,
+    pub error: u64,
+}
+
+pub struct ClientMetrics {
+    /// All-time successes and errors, summed over `by_model`.
+    pub totals: Totals,
+    pub by_model: Vec<ModelTotals>,
+    pub last_generation_at: Option<u64>,
+    pub recent: Vec<GenerationRow>,
+}
+
+/// Totals from the rollups, the last generation and the 50 most recent events:
+/// index reads in one round trip.
+pub async fn client_metrics(db: &D1Database, client: &ClientId) -> ApiResult<ClientMetrics> {
+    let id = client.as_str();
+    let [by_model, recent] = batch_of(
+        db,
+        [
+            statement(
+                db,
+                "SELECT model, SUM(success_count) AS success, SUM(error_count) AS error
+                 FROM usage_daily WHERE client_id = ?1 GROUP BY model ORDER BY model",
+                args![id],
+            )?,
+            statement(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 50"), args![id])?,
+        ],
+    )
+    .await?;
+    let by_model: Vec<ModelTotals> = rows(&by_model)?;
+    let recent: Vec<GenerationRow> = rows(&recent)?;
+    let totals = Totals {
+        success: Some(by_model.iter().map(|m| m.success).sum()),
+        error: Some(by_model.iter().map(|m| m.error).sum()),
+    };
+    Ok(ClientMetrics { totals, by_model, last_generation_at: recent.first().map(|g| g.created_at), recent })
 }

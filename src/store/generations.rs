@@ -1,41 +1,14 @@
 //! Every generation attempt, and the daily rollups kept beside them.
 
-use super::{batch, first, statement, Arg};
+use super::{batch_once, first, statement, Arg, Written};
 use crate::args;
 use crate::domain::cursor::Cursor;
+pub use crate::domain::generation::Outcome;
 use crate::domain::ids::ClientId;
 use crate::domain::time::{day_number, month_key};
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
 use worker::{D1Database, D1PreparedStatement};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Success,
-    Error,
-    /// A job its client canceled: not a failure, and never charged.
-    Canceled,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Error => "error",
-            Outcome::Canceled => "canceled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "success" => Some(Outcome::Success),
-            "error" => Some(Outcome::Error),
-            "canceled" => Some(Outcome::Canceled),
-            _ => None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenerationRow {
@@ -54,7 +27,7 @@ pub struct GenerationRow {
     pub created_at: u64,
 }
 
-const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
+pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
 
 /// The generation row and its rollups (per client and day, per client and
 /// month, per day), written in one round trip and one transaction.
@@ -101,9 +74,19 @@ pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<wo
     Ok(vec![insert, rollup, monthly, totals])
 }
 
-pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<()> {
-    batch(db, record_statements(db, g)?).await?;
-    Ok(())
+/// Whether recording wrote the row, or found it already there (its id is
+/// taken: an earlier attempt committed, or another caller ended the job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    New,
+    AlreadyRecorded,
+}
+
+pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<Recorded> {
+    Ok(match batch_once(db, record_statements(db, g)?).await? {
+        Written::Done(_) => Recorded::New,
+        Written::Duplicate => Recorded::AlreadyRecorded,
+    })
 }
 
 /// One client's history, newest first.
@@ -163,41 +146,6 @@ pub fn list_statement(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult
         values.len()
     );
     statement(db, &sql, values)
-}
-
-#[derive(Debug, Deserialize, Serialize)]
-pub struct ModelTotals {
-    pub model: String,
-    pub success: u64,
-    pub error: u64,
-}
-
-pub struct ClientMetrics {
-    pub by_model: Vec<ModelTotals>,
-    pub last_generation_at: Option<u64>,
-    pub recent: Vec<GenerationRow>,
-}
-
-/// Totals from the rollups, the last generation and the 50 most recent events:
-/// three index reads in one round trip.
-pub async fn client_metrics(db: &D1Database, client: &ClientId) -> ApiResult<ClientMetrics> {
-    let id = client.as_str();
-    let results = batch(
-        db,
-        vec![
-            statement(
-                db,
-                "SELECT model, SUM(success_count) AS success, SUM(error_count) AS error
-                 FROM usage_daily WHERE client_id = ?1 GROUP BY model ORDER BY model",
-                args![id],
-            )?,
-            statement(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 50"), args![id])?,
-        ],
-    )
-    .await?;
-    let by_model: Vec<ModelTotals> = results[0].results().map_err(super::d1_error)?;
-    let recent: Vec<GenerationRow> = results[1].results().map_err(super::d1_error)?;
-    Ok(ClientMetrics { by_model, last_generation_at: recent.first().map(|g| g.created_at), recent })
 }
 
 #[derive(Deserialize)]

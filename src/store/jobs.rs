@@ -6,25 +6,35 @@ use crate::domain::job::{kv_key, remaining_ttl_s, Job};
 use crate::error::{ApiError, ApiResult};
 use worker::kv::KvStore;
 
-pub const BINDING: &str = "JOBS";
-
-pub async fn get(kv: &KvStore, id: &str) -> ApiResult<Option<Job>> {
-    let text = kv.get(&kv_key(id)).text().await.map_err(kv_error)?;
-    match text {
-        None => Ok(None),
-        Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| ApiError::Internal(format!("job {id} is unreadable: {e}"))),
-    }
+#[derive(Clone)]
+pub struct JobStore {
+    kv: KvStore,
 }
 
-/// Writes the job so that it still expires `ttl_s` after its creation.
-pub async fn put(kv: &KvStore, job: &Job, now: u64, ttl_s: u64) -> ApiResult<()> {
-    let body = serde_json::to_string(job)?;
-    kv.put(&kv_key(&job.id), body)
-        .map_err(kv_error)?
-        .expiration_ttl(remaining_ttl_s(job.created_at, now, ttl_s))
-        .execute()
-        .await
-        .map_err(kv_error)
+impl JobStore {
+    pub fn new(kv: KvStore) -> Self {
+        Self { kv }
+    }
+
+    pub async fn get(&self, id: &str) -> ApiResult<Option<Job>> {
+        let text = self.kv.get(&kv_key(id)).text().await.map_err(kv_error)?;
+        match text {
+            None => Ok(None),
+            Some(t) => serde_json::from_str(&t).map(Some).map_err(|e| ApiError::Internal(format!("job {id} is unreadable: {e}"))),
+        }
+    }
+
+    /// Writes the job so that it still expires `ttl_s` after its creation.
+    pub async fn put(&self, job: &Job, now: u64, ttl_s: u64) -> ApiResult<()> {
+        let body = serde_json::to_string(job)?;
+        self.kv
+            .put(&kv_key(&job.id), body)
+            .map_err(kv_error)?
+            .expiration_ttl(remaining_ttl_s(job.created_at, now, ttl_s))
+            .execute()
+            .await
+            .map_err(kv_error)
+    }
 }
 
 fn kv_error(e: impl std::fmt::Debug) -> ApiError {

@@ -98,6 +98,41 @@ pub async fn batch(db: &D1Database, statements: Vec<D1PreparedStatement>) -> Api
     db.batch(statements).await.map_err(d1_error)
 }
 
+/// `batch` for a fixed number of statements: one result each, by position.
+pub async fn batch_of<const N: usize>(db: &D1Database, statements: [D1PreparedStatement; N]) -> ApiResult<[worker::D1Result; N]> {
+    let results = batch(db, statements.into()).await?;
+    <[worker::D1Result; N]>::try_from(results)
+        .map_err(|r| ApiError::Internal(format!("D1 answered {} results for {N} statements", r.len())))
+}
+
+/// The rows of one statement's result.
+pub fn rows<T: DeserializeOwned>(result: &worker::D1Result) -> ApiResult<Vec<T>> {
+    result.results().map_err(d1_error)
+}
+
+/// The first row of one statement's result, if any.
+pub fn first_row<T: DeserializeOwned>(result: &worker::D1Result) -> ApiResult<Option<T>> {
+    Ok(rows(result)?.into_iter().next())
+}
+
+/// The outcome of a write that may collide with an existing row.
+pub enum Written {
+    Done(Vec<worker::D1Result>),
+    /// A UNIQUE or PRIMARY KEY constraint refused it: the row exists.
+    Duplicate,
+}
+
+/// Runs statements in one transaction, telling a constraint violation (which
+/// D1 reports only in its error message) apart from other failures. The one
+/// place that reads D1's error text.
+pub async fn batch_once(db: &D1Database, statements: Vec<D1PreparedStatement>) -> ApiResult<Written> {
+    match db.batch(statements).await {
+        Ok(results) => Ok(Written::Done(results)),
+        Err(e) if e.to_string().contains("UNIQUE constraint failed") => Ok(Written::Duplicate),
+        Err(e) => Err(d1_error(e)),
+    }
+}
+
 pub fn d1_error(e: worker::Error) -> ApiError {
     ApiError::Internal(format!("D1: {e}"))
 }

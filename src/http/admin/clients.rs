@@ -1,6 +1,6 @@
 //! Clients and their keys: list, create, show, update, rotate, revoke.
 
-use crate::auth::{require_admin, require_same_origin};
+use crate::auth::AdminSession;
 use crate::domain::api_key::ApiKey;
 use crate::domain::callback::{derive_secret, format_secret};
 use crate::domain::client::{ClientChanges, NewClient};
@@ -9,9 +9,12 @@ use crate::domain::ids::{new_id, ClientId};
 use crate::domain::input::parse_json;
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{json, page_params, query_pairs, read_body, read_json_body, split_page, Ctx};
+use crate::http::paging::{page_params, split_page};
+use crate::http::respond::json;
+use crate::request::{query_pairs, read_body, read_json_body};
+use crate::state::Ctx;
 use crate::domain::time::month_key;
-use crate::limiter::client::Limiter;
+use crate::limiter::snapshot::ClientSnapshot;
 use crate::store::dashboard;
 use futures_util::future::join;
 use crate::store::clients::{self as store, ClientRow, KeyRow};
@@ -21,8 +24,7 @@ use worker::{Request, Response};
 
 const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 
-pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn list(req: &mut Request, ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     let (limit, after) = page_params(&query_pairs(req)?)?;
     let rows = store::list(&ctx.db, limit + 1, after.as_ref()).await?;
     let (rows, next_cursor) = split_page(rows, limit, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
@@ -45,9 +47,7 @@ pub async fn list(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     json(200, &json!({ "data": data, "next_cursor": next_cursor }))
 }
 
-pub async fn create(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_same_origin(req)?;
-    require_admin(req, ctx).await?;
+pub async fn create(req: &mut Request, ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     let body = read_json_body(req, 64 * 1024).await?;
     let new = NewClient::from_json(&body)?;
     let id = ClientId::generate();
@@ -67,15 +67,12 @@ pub async fn create(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     )
 }
 
-pub async fn show(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn show(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let (row, keys) = load(ctx, id).await?;
     json(200, &client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now))
 }
 
-pub async fn update(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_same_origin(req)?;
-    require_admin(req, ctx).await?;
+pub async fn update(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let client = parse_client_id(id)?;
     let body = read_json_body(req, 64 * 1024).await?;
     let changes = ClientChanges::from_json(&body, ctx.config.image_policy.allow_loopback_http)?;
@@ -103,9 +100,7 @@ pub async fn update(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Respons
 }
 
 /// Starts a new callback signing secret; the previous one stops verifying.
-pub async fn rotate_webhook_secret(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_same_origin(req)?;
-    require_admin(req, ctx).await?;
+pub async fn rotate_webhook_secret(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let client = parse_client_id(id)?;
     if ctx.config.webhook_signing_key.is_none() {
         return Err(ApiError::Unavailable { message: "job callbacks are not configured (WEBHOOK_SIGNING_KEY is not set)".into() });
@@ -136,9 +131,7 @@ struct Rotation {
 
 /// Issues a new key. The client's other keys stop working at once, or after
 /// `grace_period_seconds` (at most 7 days) so a shop can deploy the new key first.
-pub async fn rotate_key(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_same_origin(req)?;
-    require_admin(req, ctx).await?;
+pub async fn rotate_key(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let (row, _) = load(ctx, id).await?;
     // The body is optional: an empty one rotates with no grace period.
     let body = read_body(req, 4096).await?;
@@ -165,9 +158,7 @@ pub async fn rotate_key(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Res
     )
 }
 
-pub async fn revoke_key(req: &mut Request, ctx: &Ctx, id: &str, key_id: &str) -> ApiResult<Response> {
-    require_same_origin(req)?;
-    require_admin(req, ctx).await?;
+pub async fn revoke_key(ctx: &Ctx, _admin: &AdminSession, id: &str, key_id: &str) -> ApiResult<Response> {
     let client = parse_client_id(id)?;
     if !store::revoke_key(&ctx.db, &client, key_id, ctx.now).await? {
         return Err(ApiError::not_found("no such key for this client"));
@@ -182,8 +173,9 @@ pub async fn revoke_key(req: &mut Request, ctx: &Ctx, id: &str, key_id: &str) ->
 /// it learns of every change before the admin gets an answer, so a revoked
 /// key or a lowered limit applies to the very next request.
 async fn sync_limiter(ctx: &Ctx, client: &ClientId) -> ApiResult<()> {
-    let (snapshot, _) = store::load_snapshot(&ctx.db, client, ctx.now).await?;
-    Limiter::new(&ctx.env)?.sync(snapshot).await.map_err(|e| ApiError::Unavailable {
+    let limits = store::limits_of(&ctx.db, client, ctx.now).await?;
+    let snapshot = ClientSnapshot::from_store(client.as_str(), limits, ctx.now);
+    ctx.limiter.sync(snapshot).await.map_err(|e| ApiError::Unavailable {
         message: format!("the change is saved but the limiter could not be updated ({e:?}); retry the request"),
     })
 }

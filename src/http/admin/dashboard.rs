@@ -2,10 +2,12 @@
 //! separate deployment), and the aggregate calls behind it.
 
 use super::clients::parse_client_id;
-use crate::auth::require_admin;
+use crate::auth::AdminSession;
 use crate::domain::time::{day_number, month_bounds, month_key, DAY_MS};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{json, query_pairs, query_value, Ctx};
+use crate::http::respond::json;
+use crate::request::{query_pairs, query_value};
+use crate::state::Ctx;
 use crate::store::{clients, dashboard};
 use serde_json::json;
 use worker::{Request, Response};
@@ -41,8 +43,7 @@ fn asset(body: &str, content_type: &str, cache: &str) -> ApiResult<Response> {
     Ok(response)
 }
 
-pub async fn overview(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn overview(ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     let today = day_number(ctx.now);
     let month_start = month_bounds(&month_key(ctx.now)).map_or(today, |(start, _)| day_number(start));
     let o = dashboard::overview(&ctx.db, today, month_start, &month_key(ctx.now)).await?;
@@ -61,8 +62,7 @@ pub async fn overview(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     )
 }
 
-pub async fn client_stats(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn client_stats(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let client = parse_client_id(id)?;
     let query = query_pairs(req)?;
     let days: u64 = match query_value(&query, "days") {

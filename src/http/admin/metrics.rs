@@ -1,23 +1,24 @@
 //! `GET /admin/clients/{id}/metrics` and `GET /admin/generations`.
 
 use super::clients::parse_client_id;
-use crate::auth::require_admin;
+use crate::auth::AdminSession;
 use crate::domain::generation::Model;
 use crate::domain::time::{parse_rfc3339, to_rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::http::generations::{admin_view, page};
-use crate::http::{json, page_params, query_pairs, query_value, Ctx};
-use crate::store::{clients, generations};
+use crate::http::generations::{admin_view, page_of};
+use crate::http::paging::page_params;
+use crate::http::respond::json;
+use crate::request::{query_pairs, query_value};
+use crate::state::Ctx;
+use crate::store::{clients, dashboard, generations};
 use serde_json::{json, Map, Value};
 use worker::{Request, Response};
 
-pub async fn client_metrics(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn client_metrics(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let client = parse_client_id(id)?;
     let row = clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
-    let metrics = generations::client_metrics(&ctx.db, &client).await?;
-    let success: u64 = metrics.by_model.iter().map(|m| m.success).sum();
-    let error: u64 = metrics.by_model.iter().map(|m| m.error).sum();
+    let metrics = dashboard::client_metrics(&ctx.db, &client).await?;
+    let (success, error) = (metrics.totals.success.unwrap_or(0), metrics.totals.error.unwrap_or(0));
     let by_model: Map<String, Value> = metrics
         .by_model
         .iter()
@@ -38,8 +39,7 @@ pub async fn client_metrics(req: &mut Request, ctx: &Ctx, id: &str) -> ApiResult
     )
 }
 
-pub async fn generations(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn generations(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     let query = query_pairs(req)?;
     let (limit, after) = page_params(&query)?;
     let bad = |message: &str| ApiError::bad_request("invalid_query", message.to_string());
@@ -63,5 +63,5 @@ pub async fn generations(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
         after,
     };
     let rows = generations::list(&ctx.db, &filter, limit + 1).await?;
-    json(200, &page(rows, limit, admin_view))
+    json(200, &page_of(rows, limit, admin_view))
 }

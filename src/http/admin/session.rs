@@ -1,17 +1,19 @@
 //! `POST /admin/login`, `POST /admin/logout`, `GET /admin/session`.
 
-use crate::auth::{require_admin, require_same_origin};
+use crate::auth::AdminSession;
 use crate::domain::input::parse_json;
 use crate::domain::session::{clear_cookie, token_from_cookie_header, SessionToken, ABSOLUTE_LIFETIME_MS};
 use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{header, json, read_json_body, Ctx};
+use crate::http::respond::json;
+use crate::request::{header, read_json_body};
+use crate::state::Ctx;
 use crate::store::sessions;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use crate::limiter::client::Limiter;
+use crate::limiter::client::LoginLimiter;
 use crate::limiter::protocol::LoginRequest;
 use futures_util::future::join;
 use worker::{Request, Response};
@@ -23,7 +25,6 @@ struct Login {
 }
 
 pub async fn login(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_same_origin(req)?;
     let expected = ctx.config.admin_password_digest.ok_or_else(|| ApiError::Unavailable {
         message: "admin login is disabled: ADMIN_PASSWORD is not set".into(),
     })?;
@@ -46,8 +47,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     Ok(response)
 }
 
-pub async fn logout(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_same_origin(req)?;
+pub async fn logout(req: &Request, ctx: &Ctx) -> ApiResult<Response> {
     let token = header(req, "cookie")
         .as_deref()
         .and_then(token_from_cookie_header)
@@ -60,8 +60,7 @@ pub async fn logout(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     Ok(response)
 }
 
-pub async fn show(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    let session = require_admin(req, ctx).await?;
+pub fn show(session: &AdminSession) -> ApiResult<Response> {
     json(
         200,
         &json!({
@@ -75,7 +74,7 @@ pub async fn show(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
 /// Failed logins are counted per source IP and across all sources (a limiter
 /// object each), so the password cannot be brute-forced from one address or many.
 struct LoginThrottle {
-    limiter: Limiter,
+    limiter: LoginLimiter,
     ip: String,
     now: u64,
 }
@@ -87,7 +86,7 @@ const MAX_FAILURES_OVERALL: usize = 100;
 impl LoginThrottle {
     fn new(req: &Request, ctx: &Ctx) -> ApiResult<Self> {
         let ip = header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into());
-        Ok(Self { limiter: Limiter::new(&ctx.env)?, ip, now: ctx.now })
+        Ok(Self { limiter: ctx.login.clone(), ip, now: ctx.now })
     }
 
     fn request(&self, max_failures: usize, record_failure: bool) -> LoginRequest {

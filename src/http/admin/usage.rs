@@ -1,17 +1,18 @@
 //! `GET /admin/usage?month=YYYY-MM`: every client's usage in a month, for
 //! invoicing. JSON, or CSV with `Accept: text/csv` or `?format=csv`.
 
-use crate::auth::require_admin;
+use crate::auth::AdminSession;
 use crate::domain::csv;
 use crate::domain::time::{month_bounds, month_key};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{header, json, query_pairs, query_value, Ctx};
+use crate::http::respond::json;
+use crate::request::{header, query_pairs, query_value};
+use crate::state::Ctx;
 use crate::store::usage::{monthly_usage, MonthlyUsage};
 use serde_json::json;
 use worker::{Request, Response};
 
-pub async fn month(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
-    require_admin(req, ctx).await?;
+pub async fn month(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     let query = query_pairs(req)?;
     let month = query_value(&query, "month").map_or_else(|| month_key(ctx.now), str::to_string);
     month_bounds(&month).ok_or_else(|| ApiError::bad_request("invalid_query", "`month` must look like 2026-11"))?;

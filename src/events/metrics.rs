@@ -2,8 +2,8 @@
 //! (`METRICS_ENDPOINT`), as the MVP did: in the background, retried, bounded
 //! by a timeout, and never able to affect the client's response.
 
-use crate::http::Ctx;
 use crate::outbound;
+use crate::state::Ctx;
 use crate::store::generations::GenerationRow;
 use serde_json::{json, Value};
 
@@ -35,7 +35,7 @@ pub fn forward_in_background(ctx: &Ctx, g: &GenerationRow) {
     let Some(endpoint) = ctx.config.metrics_endpoint.clone() else { return };
     let authorization = ctx.config.metrics_token.as_ref().map(|t| format!("Bearer {}", t.expose()));
     let (id, body) = (g.id.clone(), event(g).to_string());
-    ctx.wait.wait_until(async move {
+    ctx.in_background(async move {
         let headers = || {
             let mut h = vec![("content-type".to_string(), "application/json".to_string())];
             if let Some(auth) = &authorization {

@@ -5,8 +5,8 @@
 use crate::domain::callback::{derive_secret, signature};
 use crate::domain::job::Job;
 use crate::domain::time::to_rfc3339;
-use crate::http::Ctx;
 use crate::outbound;
+use crate::state::Ctx;
 use crate::store;
 use serde_json::json;
 use worker::Date;
@@ -17,19 +17,15 @@ const TIMEOUT_MS: u64 = 5_000;
 
 pub fn notify_in_background(ctx: &Ctx, job: &Job) {
     let Some(master) = ctx.config.webhook_signing_key.clone() else { return };
-    let (env, job) = (ctx.env.clone(), job.clone());
-    ctx.wait.wait_until(async move {
-        let target = match env.d1("DB") {
-            Ok(db) => store::clients::callback_target(&db, &job.client_id).await,
-            Err(e) => return worker::console_error!("callback for {}: no D1 binding: {e}", job.id),
-        };
-        let (url, version) = match target {
+    let (services, job) = (ctx.services.clone(), job.clone());
+    ctx.in_background(async move {
+        let (url, version) = match store::clients::callback_target(&services.db, &job.client_id).await {
             Ok(Some(t)) => t,
             Ok(None) => return,
             Err(e) => return worker::console_error!("callback for {}: {e:?}", job.id),
         };
         let secret = derive_secret(master.expose().as_bytes(), &job.client_id, version);
-        let body = json!({ "type": "job.completed", "timestamp": to_rfc3339(Date::now().as_millis()), "data": crate::jobs::view(&job) }).to_string();
+        let body = json!({ "type": "job.completed", "timestamp": to_rfc3339(Date::now().as_millis()), "data": job.view() }).to_string();
         // The same id on every attempt, so the receiver can drop duplicates;
         // a fresh timestamp and signature on each.
         let message_id = format!("msg_{}", job.id);

@@ -3,7 +3,7 @@
 //! (draft-ietf-httpapi-ratelimit-headers: `q` quota, `w` window, `r` remaining,
 //! `t` seconds until reset).
 
-use super::policy::LimitStatus;
+use crate::limiter::protocol::LimitStatus;
 
 pub fn rate_limit_headers(l: &LimitStatus, now: u64) -> Vec<(&'static str, String)> {
     let month_reset_s = l.quota_reset_at.saturating_sub(now).div_ceil(1000);

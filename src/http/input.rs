@@ -1,0 +1,37 @@
+//! The body both generation routes take, read and checked before any binding
+//! is touched (a malformed body costs nothing), with the reservation and the
+//! idempotency claim it brings to the limiter.
+
+use super::idempotency;
+use crate::domain::generation::GenerationRequest;
+use crate::domain::ids::new_id;
+use crate::error::ApiResult;
+use crate::limiter::protocol::{IdempotencyClaim, ReserveRequest};
+use crate::request::read_json_body;
+use crate::state::Ctx;
+use worker::{Date, Request};
+
+pub struct GenerationInput {
+    pub request: GenerationRequest,
+    pub claim: Option<IdempotencyClaim>,
+    /// The id the generation (or job) will have; also the reservation's id.
+    pub id: String,
+    /// When the request arrived, for the total duration.
+    pub started: u64,
+}
+
+impl GenerationInput {
+    /// `id_prefix` is `gen` or `job`.
+    pub async fn read(req: &mut Request, ctx: &Ctx, id_prefix: &str) -> ApiResult<Self> {
+        let started = Date::now().as_millis();
+        let body = read_json_body(req, ctx.config.max_body_bytes).await?;
+        let request = GenerationRequest::from_json(&body, &ctx.config.image_policy)?;
+        let claim = idempotency::claim(req, &body)?;
+        Ok(Self { request, claim, id: new_id(id_prefix), started })
+    }
+
+    /// What the limiter should hold for this request, and for how long.
+    pub fn reservation(&self, ttl_ms: u64) -> ReserveRequest {
+        ReserveRequest { id: self.id.clone(), ttl_ms }
+    }
+}

@@ -1,0 +1,39 @@
+//! Building responses: JSON bodies, and the one JSON error shape.
+
+use crate::error::{ApiError, ApiResult};
+use serde::Serialize;
+use worker::Response;
+
+pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
+    let mut response = Response::from_json(value)?.with_status(status);
+    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+    Ok(response)
+}
+
+/// A response from JSON already serialised (kept for idempotent replays).
+pub fn json_text(status: u16, body: String) -> ApiResult<Response> {
+    let mut response = Response::from_bytes(body.into_bytes())?.with_status(status);
+    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
+    Ok(response)
+}
+
+pub fn error_response(error: ApiError) -> Response {
+    if let Some(line) = error.log_line() {
+        worker::console_error!("{line}");
+    }
+    let mut response = match json(error.status(), &error.body()) {
+        Ok(r) => r,
+        Err(_) => return Response::error("internal error", 500).expect("a 500 response can be built"),
+    };
+    let headers = response.headers_mut();
+    match &error {
+        ApiError::MethodNotAllowed { allowed } => {
+            let _ = headers.set("allow", &allowed.join(", "));
+        }
+        ApiError::TooManyRequests { retry_after_s, .. } => {
+            let _ = headers.set("retry-after", &retry_after_s.to_string());
+        }
+        _ => {}
+    }
+    response
+}

@@ -1,0 +1,98 @@
+//! What a request works with: the services built once, at the entry point,
+//! from the worker's bindings (`Env`), plus the request's own clock and the
+//! figures its response headers will report. Nothing after the entry points
+//! reads `Env`.
+
+use crate::bindings;
+use crate::config::Config;
+use crate::fal::client::Fal;
+use crate::limiter::client::{Limiter, LoginLimiter};
+use crate::limiter::protocol::LimitStatus;
+use crate::store::jobs::JobStore;
+use std::cell::RefCell;
+use std::future::Future;
+use std::ops::Deref;
+use std::rc::Rc;
+use worker::{Context, D1Database, Date, Env};
+
+/// The typed services: settings, storage, the limiter objects, FAL. Shared
+/// (`Rc`) with background work that outlives the response.
+pub struct Services {
+    pub config: Rc<Config>,
+    pub fal: Fal,
+    pub db: D1Database,
+    pub jobs: JobStore,
+    pub limiter: Limiter,
+    pub login: LoginLimiter,
+}
+
+impl Services {
+    pub fn from_env(env: &Env, config: Rc<Config>) -> worker::Result<Self> {
+        Ok(Self {
+            fal: Fal::new(config.fal.clone()),
+            config,
+            db: bindings::database(env)?,
+            jobs: JobStore::new(bindings::jobs(env)?),
+            limiter: Limiter::new(bindings::rate_limiters(env)?),
+            login: LoginLimiter::new(bindings::login_throttles(env)?),
+        })
+    }
+}
+
+/// One request: the services, work that may outlive the response
+/// (`waitUntil`), the request's clock, and what the response headers report.
+pub struct Ctx {
+    pub services: Rc<Services>,
+    pub wait: Rc<Context>,
+    /// Milliseconds since the epoch for this request (see `Config::test_clock`).
+    pub now: u64,
+    limits: RefCell<Option<LimitStatus>>,
+    timings: RefCell<Vec<(&'static str, u64)>>,
+}
+
+impl Deref for Ctx {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl Ctx {
+    pub fn new(services: Rc<Services>, wait: Context, now: u64) -> Self {
+        Self { services, wait: Rc::new(wait), now, limits: RefCell::new(None), timings: RefCell::new(Vec::new()) }
+    }
+
+    /// Runs `work` after (or beside) the response, for as long as the
+    /// platform keeps the request's background work alive.
+    pub fn in_background(&self, work: impl Future<Output = ()> + 'static) {
+        self.wait.wait_until(work);
+    }
+
+    /// The client's limits after this request's decision, for the headers.
+    pub fn set_limits(&self, limits: LimitStatus) {
+        *self.limits.borrow_mut() = Some(limits);
+    }
+
+    pub fn limits(&self) -> Option<LimitStatus> {
+        self.limits.borrow().clone()
+    }
+
+    /// `Server-Timing` entries: each name once, with its total milliseconds.
+    pub fn timings(&self) -> Vec<(&'static str, u64)> {
+        self.timings.borrow().clone()
+    }
+
+    /// Awaits `work`, adding its duration to `Server-Timing` under `name`.
+    pub async fn timed<T>(&self, name: &'static str, work: impl Future<Output = T>) -> T {
+        let started = Date::now().as_millis();
+        let out = work.await;
+        let elapsed = Date::now().as_millis().saturating_sub(started);
+        let mut timings = self.timings.borrow_mut();
+        match timings.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, total)) => *total += elapsed,
+            None => timings.push((name, elapsed)),
+        }
+        out
+    }
+}
