@@ -32,6 +32,36 @@ pub enum FaultMode {
     WebhookBadSignature,
     /// Queue: the status says COMPLETED, but the result is a FAL error.
     ErrorAfterCompleted,
+    /// Queue: `/status/stream` sends its first event and then ends without
+    /// COMPLETED, so a client has to fall back to polling the status URL.
+    StreamDrop,
+    /// A 200 with its headers and a `Content-Length`, part of the body, then
+    /// the connection is dropped. On the queue it cuts the result fetch.
+    ResetMidBody,
+    /// The connection closes without any response. On the queue it cuts the
+    /// result fetch.
+    CloseWithoutAnswer,
+    /// A normal output whose `images[0].url` serves an HTML page labelled
+    /// `image/png`.
+    NonImageResult,
+    /// A normal output whose file is `delay_ms` bytes (30 MiB when 0): a PNG
+    /// signature and header followed by padding.
+    HugeResult,
+    /// A normal output whose file answers 404, as when FAL has deleted its copy.
+    ResultGone,
+}
+
+impl FaultMode {
+    /// Faults that cut a connection. On the queue they apply to each fetch of
+    /// the result, not to the submission, so `times` counts result fetches.
+    pub fn cuts_connection(self) -> bool {
+        matches!(self, FaultMode::ResetMidBody | FaultMode::CloseWithoutAnswer)
+    }
+
+    /// Faults that leave the answer intact but spoil the file it points at.
+    pub fn spoils_result_file(self) -> bool {
+        matches!(self, FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +74,17 @@ pub struct Fault {
     /// How many requests it applies to; unlimited when absent.
     #[serde(default)]
     pub times: Option<u32>,
+}
+
+impl Fault {
+    /// How long to wait before answering. `HugeResult` reuses `delay_ms` as
+    /// the file's size, so it must not also sleep that many milliseconds.
+    pub fn wait_ms(&self) -> u64 {
+        match self.mode {
+            FaultMode::HugeResult => 0,
+            _ => self.delay_ms,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -66,9 +107,15 @@ impl Faults {
     /// Every fault matching `body` (a queued request can combine, say, a
     /// failed result with a lost webhook), consuming one use of each.
     pub fn take_all(&self, body: &str) -> Vec<Fault> {
+        self.take_where(body, |_| true)
+    }
+
+    /// Like `take_all`, but only the faults whose mode passes `wanted`.
+    pub fn take_where(&self, body: &str, wanted: impl Fn(FaultMode) -> bool) -> Vec<Fault> {
         let mut faults = self.0.lock().unwrap();
-        let taken: Vec<Fault> = faults.iter().filter(|f| body.contains(&f.pattern)).cloned().collect();
-        for f in faults.iter_mut().filter(|f| body.contains(&f.pattern)) {
+        let applies = |f: &Fault| body.contains(&f.pattern) && wanted(f.mode);
+        let taken: Vec<Fault> = faults.iter().filter(|f| applies(f)).cloned().collect();
+        for f in faults.iter_mut().filter(|f| applies(f)) {
             if let Some(n) = &mut f.times {
                 *n -= 1;
             }
@@ -89,5 +136,30 @@ mod tests {
         assert!(faults.take("nothing here").is_none());
         assert_eq!(faults.take("url?t1").unwrap().mode, FaultMode::Error500);
         assert!(faults.take("url?t1").is_none());
+    }
+
+    #[test]
+    fn taking_some_modes_leaves_the_others_in_place() {
+        let faults = Faults::default();
+        faults.add(Fault { pattern: "t2".into(), mode: FaultMode::ResetMidBody, delay_ms: 0, times: Some(1) });
+        faults.add(Fault { pattern: "t2".into(), mode: FaultMode::WebhookNever, delay_ms: 0, times: Some(1) });
+        let first = faults.take_where("t2", |m| !m.cuts_connection());
+        assert_eq!(first.iter().map(|f| f.mode).collect::<Vec<_>>(), vec![FaultMode::WebhookNever]);
+        assert_eq!(faults.take_where("t2", FaultMode::cuts_connection)[0].mode, FaultMode::ResetMidBody);
+        assert!(faults.take_all("t2").is_empty());
+    }
+
+    #[test]
+    fn modes_have_snake_case_names_on_the_wire() {
+        let fault: Fault = serde_json::from_str(r#"{"match":"m","mode":"close_without_answer"}"#).unwrap();
+        assert_eq!(fault.mode, FaultMode::CloseWithoutAnswer);
+        assert_eq!(serde_json::to_value(FaultMode::StreamDrop).unwrap(), "stream_drop");
+    }
+
+    #[test]
+    fn a_huge_result_does_not_wait_its_size_in_milliseconds() {
+        let huge = Fault { pattern: "m".into(), mode: FaultMode::HugeResult, delay_ms: 5_000_000, times: None };
+        assert_eq!(huge.wait_ms(), 0);
+        assert_eq!(Fault { mode: FaultMode::Slow, ..huge }.wait_ms(), 5_000_000);
     }
 }

@@ -13,6 +13,14 @@ pub fn encode_png(img: &RgbaImage) -> Vec<u8> {
     out.into_inner()
 }
 
+/// JPEG has no alpha channel, so the image is flattened to RGB first.
+pub fn encode_jpeg(img: &RgbaImage) -> Vec<u8> {
+    let rgb = image::DynamicImage::ImageRgba8(img.clone()).to_rgb8();
+    let mut out = Cursor::new(Vec::new());
+    rgb.write_to(&mut out, ImageFormat::Jpeg).expect("JPEG encoding to memory cannot fail");
+    out.into_inner()
+}
+
 /// A plain figure: head and body on a light background.
 pub fn sample_person() -> RgbaImage {
     let mut img = RgbaImage::from_pixel(256, HEIGHT, Rgba([236, 240, 244, 255]));
@@ -32,6 +40,31 @@ pub fn sample_garment() -> RgbaImage {
     fill_rect(&mut img, 28, 110, 40, 60, red);
     fill_rect(&mut img, 188, 110, 40, 60, red);
     fill_ellipse(&mut img, 128, 110, 22, 12, Rgba([255, 255, 255, 255]));
+    img
+}
+
+/// Blue trousers: a different colour and outline from the T-shirt, so a
+/// shop page showing all samples has distinct products.
+pub fn sample_blue_trousers() -> RgbaImage {
+    let mut img = RgbaImage::from_pixel(256, HEIGHT, Rgba([255, 255, 255, 255]));
+    let blue = Rgba([40, 76, 160, 255]);
+    fill_rect(&mut img, 72, 60, 112, 40, blue);
+    fill_rect(&mut img, 72, 100, 50, 240, blue);
+    fill_rect(&mut img, 134, 100, 50, 240, blue);
+    fill_rect(&mut img, 72, 60, 112, 8, Rgba([24, 40, 96, 255]));
+    img
+}
+
+/// A green dress: narrow at the top, flaring out towards the hem.
+pub fn sample_green_dress() -> RgbaImage {
+    let mut img = RgbaImage::from_pixel(256, HEIGHT, Rgba([255, 255, 255, 255]));
+    let green = Rgba([46, 139, 87, 255]);
+    fill_rect(&mut img, 96, 60, 64, 90, green);
+    for (i, y) in (150..340).enumerate() {
+        let half = 32 + i as u32 / 2;
+        fill_rect(&mut img, 128 - half, y, 2 * half, 1, green);
+    }
+    fill_ellipse(&mut img, 128, 60, 18, 10, Rgba([255, 255, 255, 255]));
     img
 }
 

@@ -2,20 +2,27 @@
 //! development and tests only: it is never configured in production.
 //!
 //! - `POST /{model_id}`: the synchronous API (`Authorization: Key …`).
-//! - `/queue/…`: the queue API with signed webhooks (see `queue`), and
-//!   `GET /.well-known/jwks.json`, the key that verifies them.
-//! - `GET /files/{name}`: the PNGs it produced; `GET /samples/{person,garment}.png`: inputs to try.
+//! - `/queue/…`: the queue API with signed webhooks and a status stream (see
+//!   `queue`), and `GET /.well-known/jwks.json`, the key that verifies them.
+//! - `GET /files/{name}`: the PNGs it produced (see `files`); `GET /samples/…`:
+//!   inputs to try (see `samples`).
 //! - `POST /_emulator/faults` (a [`faults::Fault`]), `DELETE /_emulator/faults`,
 //!   `GET /_emulator/requests?match=…`: program faults and inspect what it received.
 
 pub mod faults;
+mod files;
 pub mod images;
 mod queue;
+mod samples;
+mod severed;
+mod spoiled_results;
+mod status_stream;
 mod sync;
 pub mod webhook;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -50,6 +57,18 @@ pub struct RecordedRequest {
     pub path: String,
     pub authorized: bool,
     pub body: Value,
+    /// The `X-Fal-Object-Lifecycle-Preference` header, which tells FAL how
+    /// long to keep the files a request produces.
+    #[serde(default)]
+    pub lifecycle: Option<String>,
+}
+
+/// The header FAL reads a request's media retention from, documented as
+/// `X-Fal-Object-Lifecycle-Preference: {"expiration_duration_seconds": N}`.
+pub const LIFECYCLE_HEADER: &str = "x-fal-object-lifecycle-preference";
+
+fn lifecycle_preference(headers: &HeaderMap) -> Option<String> {
+    headers.get(LIFECYCLE_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 pub struct AppState {
@@ -57,17 +76,18 @@ pub struct AppState {
     pub base_url: String,
     pub faults: Faults,
     pub signing_key: ed25519_dalek::SigningKey,
-    files: Mutex<HashMap<String, Vec<u8>>>,
+    files: files::FileStore,
     requests: Mutex<Vec<RecordedRequest>>,
     queue: Mutex<HashMap<String, queue::QueuedRequest>>,
+    /// Woken whenever a queued request changes phase, for status streams.
+    phase_changed: tokio::sync::Notify,
     deliveries: Mutex<Vec<webhook::Delivery>>,
     http: reqwest::Client,
 }
 
 impl AppState {
     fn store_file(&self, png: Vec<u8>) -> String {
-        let name = format!("{:016x}.png", rand::random::<u64>());
-        self.files.lock().unwrap().insert(name.clone(), png);
+        let name = self.files.add(files::FileBody::Bytes(Bytes::from(png)));
         format!("{}/files/{name}", self.base_url)
     }
 
@@ -97,9 +117,10 @@ impl Emulator {
             base_url: format!("http://{addr}"),
             faults: Faults::default(),
             signing_key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
-            files: Mutex::new(HashMap::new()),
+            files: files::FileStore::default(),
             requests: Mutex::new(Vec::new()),
             queue: Mutex::new(HashMap::new()),
+            phase_changed: tokio::sync::Notify::new(),
             deliveries: Mutex::new(Vec::new()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(3))
@@ -144,6 +165,20 @@ impl Emulator {
         requests.iter().filter(|r| r.path.contains(fragment)).cloned().collect()
     }
 
+    /// Plain polls of the status URL of `request_id` (not its stream).
+    pub fn status_calls(&self, request_id: &str) -> usize {
+        self.count_paths_ending(&format!("/requests/{request_id}/status"))
+    }
+
+    /// Calls to the status stream of `request_id`.
+    pub fn stream_calls(&self, request_id: &str) -> usize {
+        self.count_paths_ending(&format!("/requests/{request_id}/status/stream"))
+    }
+
+    fn count_paths_ending(&self, suffix: &str) -> usize {
+        self.state.requests.lock().unwrap().iter().filter(|r| r.path.ends_with(suffix)).count()
+    }
+
     /// Requests whose body contains `pattern`.
     pub fn requests_matching(&self, pattern: &str) -> Vec<RecordedRequest> {
         let requests = self.state.requests.lock().unwrap();
@@ -154,8 +189,8 @@ impl Emulator {
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
-        .route("/samples/{name}", get(sample))
-        .route("/files/{name}", get(file))
+        .route("/samples/{name}", get(samples::serve))
+        .route("/files/{name}", get(files::serve))
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
         .route("/_emulator/requests", get(list_requests))
         .route("/.well-known/jwks.json", get(jwks))
@@ -168,27 +203,8 @@ pub fn fal_error(status: StatusCode, detail: Value) -> Response {
     (status, Json(serde_json::json!({ "detail": detail }))).into_response()
 }
 
-fn png_response(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "public, max-age=3600")], bytes).into_response()
-}
-
 async fn jwks(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(webhook::jwks(&state.signing_key))
-}
-
-async fn sample(Path(name): Path<String>) -> Response {
-    match name.as_str() {
-        "person.png" => png_response(images::encode_png(&images::sample_person())),
-        "garment.png" => png_response(images::encode_png(&images::sample_garment())),
-        _ => fal_error(StatusCode::NOT_FOUND, "no such sample".into()),
-    }
-}
-
-async fn file(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    match state.files.lock().unwrap().get(&name) {
-        Some(bytes) => png_response(bytes.clone()),
-        None => fal_error(StatusCode::NOT_FOUND, "File not found".into()),
-    }
 }
 
 async fn add_fault(State(state): State<Arc<AppState>>, Json(fault): Json<Fault>) -> StatusCode {

@@ -2,6 +2,7 @@
 //!
 //! - `POST /queue/{model_id}?fal_webhook=URL` → `{request_id, status_url, response_url, cancel_url, …}`
 //! - `GET  /queue/{app}/requests/{id}/status` → `IN_QUEUE` (with `queue_position`) | `IN_PROGRESS` | `COMPLETED`
+//! - `GET  /queue/{app}/requests/{id}/status/stream` → the same statuses as server-sent events (see `status_stream`)
 //! - `GET  /queue/{app}/requests/{id}` → the result (or FAL's error for a failed request)
 //! - `PUT  /queue/{app}/requests/{id}/cancel`
 //!
@@ -11,8 +12,8 @@
 //! delivered signed (see `webhook`), subject to the fault the request carries.
 
 use crate::faults::FaultMode;
-use crate::sync::{accept_post, generate, immediate_failure, is_authorized};
-use crate::{fal_error, webhook, AppState, RecordedRequest};
+use crate::sync::{accept_post, generate, immediate_failure, is_authorized, output_answer};
+use crate::{fal_error, spoiled_results, status_stream, webhook, AppState, RecordedRequest};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -38,8 +39,40 @@ pub enum Phase {
 pub struct QueuedRequest {
     pub app: String,
     pub phase: Phase,
-    /// The submitted body, so tests can find their request by marker.
+    /// The submitted body, so tests can find their request by marker, and
+    /// faults that apply to later calls can match it.
     pub input: String,
+    /// Its status stream ends after the first event (a `StreamDrop` fault).
+    pub drops_stream: bool,
+}
+
+/// Which call on a queued request a URL names.
+#[derive(Debug, PartialEq, Eq)]
+enum RequestCall {
+    Status,
+    StatusStream,
+    Result,
+    Cancel,
+}
+
+/// The `owner`, `app` and request id of a request URL.
+pub type RequestIds = (String, String, String);
+
+/// Splits `{owner}/{app}/requests/{id}[/status[/stream] | /cancel]`.
+fn parse_request_call(path: &str) -> Option<(RequestIds, RequestCall)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let (ids, tail) = match segments.as_slice() {
+        [owner, app, "requests", id, tail @ ..] => ((owner.to_string(), app.to_string(), id.to_string()), tail),
+        _ => return None,
+    };
+    let call = match tail {
+        [] => RequestCall::Result,
+        ["status"] => RequestCall::Status,
+        ["status", "stream"] => RequestCall::StatusStream,
+        ["cancel"] => RequestCall::Cancel,
+        _ => return None,
+    };
+    Some((ids, call))
 }
 
 #[derive(Deserialize)]
@@ -57,25 +90,16 @@ pub async fn route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let segments: Vec<&str> = path.split('/').collect();
-    let request = |tail: &str| -> Option<(String, String, String)> {
-        match segments.as_slice() {
-            [owner, app, "requests", id] if tail.is_empty() => Some((owner.to_string(), app.to_string(), id.to_string())),
-            [owner, app, "requests", id, last] if *last == tail => Some((owner.to_string(), app.to_string(), id.to_string())),
-            _ => None,
-        }
-    };
-    match method {
-        Method::POST => submit(state, path.clone(), query.0, headers, body).await,
-        Method::GET => match (request("status"), request("")) {
-            (Some(ids), _) => status(state, ids, headers).await,
-            (None, Some(ids)) => result(state, ids, headers).await,
-            _ => not_found(),
-        },
-        Method::PUT => match request("cancel") {
-            Some(ids) => cancel(state, ids, headers).await,
-            None => not_found(),
-        },
+    if method == Method::POST {
+        return submit(state, path.clone(), query.0, headers, body).await;
+    }
+    let call = parse_request_call(&path);
+    match (method, call) {
+        (Method::GET, Some((ids, RequestCall::Status))) => status(state, ids, headers).await,
+        (Method::GET, Some((ids, RequestCall::StatusStream))) => status_stream::open(state, ids, headers).await,
+        (Method::GET, Some((ids, RequestCall::Result))) => result(state, ids, headers).await,
+        (Method::PUT, Some((ids, RequestCall::Cancel))) => cancel(state, ids, headers).await,
+        (Method::GET | Method::PUT, _) => not_found(),
         _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
@@ -85,7 +109,8 @@ async fn submit(state: Arc<AppState>, model_id: String, query: SubmitQuery, head
         Ok(text) => text,
         Err(answer) => return answer,
     };
-    let faults = state.faults.take_all(&text);
+    // Faults that cut a connection apply to result fetches, and are taken then.
+    let faults = state.faults.take_where(&text, |mode| !mode.cuts_connection());
     if let Some(answer) = faults.iter().find_map(|f| immediate_failure(f.mode)) {
         return answer;
     }
@@ -95,7 +120,9 @@ async fn submit(state: Arc<AppState>, model_id: String, query: SubmitQuery, head
     };
     let app: String = model_id.split('/').take(2).collect::<Vec<_>>().join("/");
     let request_id = uuid_like();
-    state.queue.lock().unwrap().insert(request_id.clone(), QueuedRequest { app: app.clone(), phase: Phase::InQueue, input: text });
+    let drops_stream = faults.iter().any(|f| f.mode == FaultMode::StreamDrop);
+    let queued = QueuedRequest { app: app.clone(), phase: Phase::InQueue, input: text, drops_stream };
+    state.queue.lock().unwrap().insert(request_id.clone(), queued);
     let base = format!("{}/queue/{app}/requests/{request_id}", state.base_url);
     tokio::spawn(run(state.clone(), model_id, request_id.clone(), input, query.fal_webhook, faults));
     (
@@ -136,6 +163,12 @@ async fn run(
         )),
         _ => generate(&state, &model_id, &input).await.map_err(|(status, detail)| (status.as_u16(), detail)),
     };
+    let outcome = outcome.map(|mut output| {
+        if let Some(spoiler) = faults.iter().find(|f| f.mode.spoils_result_file()) {
+            spoiled_results::spoil(&state, &mut output, spoiler.mode, spoiler.delay_ms);
+        }
+        output
+    });
     if !set_phase(&state, &request_id, Phase::Completed(outcome.clone())) {
         return; // canceled while running
     }
@@ -149,54 +182,70 @@ async fn run(
 
 /// Moves a request on, unless it was canceled. Returns false if it was.
 fn set_phase(state: &AppState, request_id: &str, phase: Phase) -> bool {
-    let mut queue = state.queue.lock().unwrap();
-    match queue.get_mut(request_id) {
+    let moved = match state.queue.lock().unwrap().get_mut(request_id) {
         Some(r) if !matches!(r.phase, Phase::Canceled) => {
             r.phase = phase;
             true
         }
         _ => false,
-    }
+    };
+    state.phase_changed.notify_waiters();
+    moved
 }
 
-fn lookup(state: &AppState, app: &str, request_id: &str) -> Option<QueuedRequest> {
+pub fn lookup(state: &AppState, app: &str, request_id: &str) -> Option<QueuedRequest> {
     state.queue.lock().unwrap().get(request_id).filter(|r| r.app == app).cloned()
 }
 
-fn not_found() -> Response {
+pub fn not_found() -> Response {
     fal_error(StatusCode::NOT_FOUND, "Request not found".into())
 }
 
-fn record_call(state: &AppState, method: &str, path: String, headers: &HeaderMap) -> bool {
+/// Records a call that has no body; returns whether its key is right.
+pub fn record_call(state: &AppState, method: &str, path: String, headers: &HeaderMap) -> bool {
     let authorized = is_authorized(state, headers);
-    state.record(RecordedRequest { method: method.into(), path, authorized, body: Value::Null });
+    let lifecycle = crate::lifecycle_preference(headers);
+    state.record(RecordedRequest { method: method.into(), path, authorized, body: Value::Null, lifecycle });
     authorized
 }
 
-async fn status(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
-    if !record_call(&state, "GET", format!("/queue/{owner}/{app}/requests/{id}/status"), &headers) {
-        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
-    }
-    let app_id = format!("{owner}/{app}");
-    let Some(request) = lookup(&state, &app_id, &id) else { return not_found() };
+pub fn unauthorized() -> Response {
+    fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into())
+}
+
+/// What the status URL says about a request in `phase`, with its HTTP status.
+/// The status stream sends the same JSON.
+pub fn status_body(state: &AppState, app_id: &str, id: &str, phase: &Phase) -> (StatusCode, Value) {
     let response_url = format!("{}/queue/{app_id}/requests/{id}", state.base_url);
-    let (code, body) = match request.phase {
+    match phase {
         Phase::InQueue => (StatusCode::ACCEPTED, json!({ "status": "IN_QUEUE", "queue_position": 0, "response_url": response_url })),
         Phase::InProgress => (StatusCode::ACCEPTED, json!({ "status": "IN_PROGRESS", "response_url": response_url, "logs": [] })),
         Phase::Completed(_) | Phase::Canceled => {
             (StatusCode::OK, json!({ "status": "COMPLETED", "response_url": response_url, "logs": [], "metrics": {} }))
         }
-    };
+    }
+}
+
+async fn status(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
+    if !record_call(&state, "GET", format!("/queue/{owner}/{app}/requests/{id}/status"), &headers) {
+        return unauthorized();
+    }
+    let app_id = format!("{owner}/{app}");
+    let Some(request) = lookup(&state, &app_id, &id) else { return not_found() };
+    let (code, body) = status_body(&state, &app_id, &id, &request.phase);
     (code, Json(body)).into_response()
 }
 
 async fn result(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
     if !record_call(&state, "GET", format!("/queue/{owner}/{app}/requests/{id}"), &headers) {
-        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
+        return unauthorized();
     }
     let Some(request) = lookup(&state, &format!("{owner}/{app}"), &id) else { return not_found() };
     match request.phase {
-        Phase::Completed(Ok(output)) => Json(output).into_response(),
+        Phase::Completed(Ok(output)) => {
+            let cut = state.faults.take_where(&request.input, FaultMode::cuts_connection).first().map(|f| f.mode);
+            output_answer(output, cut)
+        }
         Phase::Completed(Err((status, detail))) => {
             fal_error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), detail)
         }
@@ -207,7 +256,7 @@ async fn result(state: Arc<AppState>, (owner, app, id): (String, String, String)
 
 async fn cancel(state: Arc<AppState>, (owner, app, id): (String, String, String), headers: HeaderMap) -> Response {
     if !record_call(&state, "PUT", format!("/queue/{owner}/{app}/requests/{id}/cancel"), &headers) {
-        return fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key".into());
+        return unauthorized();
     }
     if lookup(&state, &format!("{owner}/{app}"), &id).is_none() {
         return not_found();
@@ -218,6 +267,8 @@ async fn cancel(state: Arc<AppState>, (owner, app, id): (String, String, String)
         Phase::Completed(_) | Phase::Canceled => (StatusCode::BAD_REQUEST, Json(json!({ "status": "ALREADY_COMPLETED" }))).into_response(),
         Phase::InQueue | Phase::InProgress => {
             request.phase = Phase::Canceled;
+            drop(queue);
+            state.phase_changed.notify_waiters();
             (StatusCode::ACCEPTED, Json(json!({ "status": "CANCELLATION_REQUESTED" }))).into_response()
         }
     }
@@ -227,4 +278,28 @@ fn uuid_like() -> String {
     let b: [u8; 16] = rand::random();
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> RequestIds {
+        ("fal-ai".into(), "nano-banana".into(), "r1".into())
+    }
+
+    #[test]
+    fn request_urls_name_their_call() {
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1"), Some((ids(), RequestCall::Result)));
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1/status"), Some((ids(), RequestCall::Status)));
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1/status/stream"), Some((ids(), RequestCall::StatusStream)));
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1/cancel"), Some((ids(), RequestCall::Cancel)));
+    }
+
+    #[test]
+    fn other_urls_name_no_call() {
+        assert_eq!(parse_request_call("fal-ai/nano-banana/edit"), None);
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1/status/other"), None);
+        assert_eq!(parse_request_call("fal-ai/nano-banana/requests/r1/logs"), None);
+    }
 }

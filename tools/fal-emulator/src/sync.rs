@@ -2,7 +2,7 @@
 //! behaviour shared with the queue.
 
 use crate::faults::FaultMode;
-use crate::{fal_error, images, AppState, RecordedRequest};
+use crate::{fal_error, images, severed, spoiled_results, AppState, RecordedRequest};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,6 +22,7 @@ pub fn accept_post(state: &AppState, path: String, headers: &HeaderMap, body: &B
         path,
         authorized,
         body: serde_json::from_str(&text).unwrap_or(Value::String(text.clone())),
+        lifecycle: crate::lifecycle_preference(headers),
     });
     if !authorized {
         return Err(fal_error(StatusCode::UNAUTHORIZED, "Invalid or missing API key (use `Authorization: Key <key>`)".into()));
@@ -44,8 +45,9 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
         Ok(text) => text,
         Err(answer) => return answer,
     };
-    if let Some(fault) = state.faults.take(&text) {
-        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    let fault = state.faults.take(&text);
+    if let Some(fault) = &fault {
+        tokio::time::sleep(Duration::from_millis(fault.wait_ms())).await;
         if let Some(answer) = immediate_failure(fault.mode) {
             return answer;
         }
@@ -61,6 +63,10 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
                 return StatusCode::GATEWAY_TIMEOUT.into_response();
             }
             FaultMode::Malformed => return (StatusCode::OK, "{\"images\": [{\"url\": ").into_response(),
+            // No answer, so no need to run the model first.
+            FaultMode::CloseWithoutAnswer => return severed::close_without_answer(),
+            // Applied below, to the output once there is one.
+            FaultMode::ResetMidBody | FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone => {}
             // Handled above, or queue-only: the sync API answers normally.
             FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
             FaultMode::Slow
@@ -68,7 +74,8 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
             | FaultMode::WebhookTwice
             | FaultMode::WebhookLate
             | FaultMode::WebhookBadSignature
-            | FaultMode::ErrorAfterCompleted => {}
+            | FaultMode::ErrorAfterCompleted
+            | FaultMode::StreamDrop => {}
         }
     }
     let input: Value = match serde_json::from_str(&text) {
@@ -76,8 +83,22 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
         Err(e) => return fal_error(StatusCode::UNPROCESSABLE_ENTITY, json!([{ "loc": ["body"], "msg": format!("Invalid JSON: {e}"), "type": "json_invalid" }])),
     };
     match generate(&state, &model_id, &input).await {
-        Ok(output) => Json(output).into_response(),
+        Ok(mut output) => {
+            if let Some(fault) = &fault {
+                spoiled_results::spoil(&state, &mut output, fault.mode, fault.delay_ms);
+            }
+            output_answer(output, fault.map(|f| f.mode))
+        }
         Err((status, detail)) => fal_error(status, detail),
+    }
+}
+
+/// A model's output as the answer to a call, unless a fault cuts the connection.
+pub fn output_answer(output: Value, fault: Option<FaultMode>) -> Response {
+    match fault {
+        Some(FaultMode::ResetMidBody) => severed::reset_mid_body(output.to_string().into_bytes()),
+        Some(FaultMode::CloseWithoutAnswer) => severed::close_without_answer(),
+        _ => Json(output).into_response(),
     }
 }
 

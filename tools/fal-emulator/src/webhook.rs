@@ -20,7 +20,11 @@ const ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
     pub request_id: String,
+    /// The receiver's HTTP status; `None` when it could not be reached.
     pub status: Option<u16>,
+    /// When the attempt finished (ms since the Unix epoch), so tests can
+    /// check the spacing between retries.
+    pub at_ms: u64,
 }
 
 pub fn jwks(key: &SigningKey) -> Value {
@@ -42,7 +46,11 @@ pub fn signature_headers(key: &SigningKey, request_id: &str, timestamp: u64, bod
 }
 
 pub fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    now_ms() / 1000
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The body FAL posts when a queued request ends.
@@ -85,7 +93,7 @@ async fn post_with_retries(state: &AppState, url: &str, request_id: &str, key: &
             request = request.header(name, value);
         }
         let status = request.send().await.ok().map(|r| r.status().as_u16());
-        state.deliveries.lock().unwrap().push(Delivery { request_id: request_id.to_string(), status });
+        state.deliveries.lock().unwrap().push(Delivery { request_id: request_id.to_string(), status, at_ms: now_ms() });
         // FAL retries deliveries that fail; 4xx means the receiver refused it for good.
         if matches!(status, Some(s) if s < 500) {
             return;
