@@ -322,13 +322,21 @@
   }
 
   // A refused origin gets no CORS headers, so the browser reports it exactly like a
-  // dropped connection. Tell them apart: if the API answers an opaque (no-cors) request,
-  // it is reachable, and what failed was CORS: this page's origin is not allowed.
+  // dropped connection (a phone losing signal mid-upload, say). Tell them apart with two
+  // small questions: does a CORS request from this page get any answer (then the origin
+  // is allowed and the connection failed), and does the API answer at all (then what
+  // failed is CORS: this page's origin is not allowed)?
   async function diagnoseFailedFetch() {
     if (navigator.onLine === false) return "offline";
     if (corsWorked) return "network";
+    const probe = { cache: "no-store", credentials: "omit", signal: timeoutSignal(8000) };
     try {
-      await fetch(`${settings.api}/health`, { mode: "no-cors", cache: "no-store", credentials: "omit", signal: timeoutSignal(8000) });
+      await fetch(`${settings.api}/api/shoppers/me/generations?limit=1`, { ...probe, mode: "cors", headers: await authHeaders(false) });
+      corsWorked = true;
+      return "network";
+    } catch { /* refused or unreachable: ask without CORS */ }
+    try {
+      await fetch(`${settings.api}/health`, { ...probe, mode: "no-cors", signal: timeoutSignal(8000) });
       return "origin_refused";
     } catch {
       return "network";
@@ -577,8 +585,8 @@
   }
 
   function focusables() {
-    return [...ui.dialog.querySelectorAll("button, a[href], input, select, textarea, [tabindex]:not([tabindex='-1'])")]
-      .filter((node) => !node.disabled && node.getClientRects().length > 0);
+    return [...ui.dialog.querySelectorAll("button, a[href], input, select, textarea, [tabindex]")]
+      .filter((node) => !node.disabled && node.getAttribute("tabindex") !== "-1" && node.getClientRects().length > 0);
   }
 
   // Tab and Shift+Tab cycle inside the dialog; Escape closes it. Listened for on the
@@ -644,7 +652,7 @@
 
   function garmentLine() {
     return el("div", { class: "garment" },
-      el("img", { src: state.garment, alt: "", class: "garment-image" }),
+      el("img", { src: state.garment, alt: "", class: "garment-image", on: { error: (event) => event.target.remove() } }),
       el("p", { testid: "garment-name" }, t("trying", { name: state.name || t("thisItem") })));
   }
 
@@ -666,7 +674,8 @@
 
   function photoInput(testid, capture) {
     const input = el("input", {
-      type: "file", accept: "image/*", capture, hidden: true, tabindex: "-1",
+      // Visually hidden rather than display:none, which some iOS versions refuse to .click().
+      type: "file", accept: "image/*", capture, class: "visually-hidden", tabindex: "-1",
       "aria-label": t(capture ? "takePhoto" : "choosePhoto"), testid,
     });
     input.addEventListener("change", () => {
@@ -879,6 +888,7 @@
 :host([hidden]){display:none!important}
 *{box-sizing:border-box}
 [hidden]{display:none!important}
+.visually-hidden{position:absolute;width:1px;height:1px;opacity:0;overflow:hidden;clip:rect(0 0 0 0);pointer-events:none}
 .backdrop{position:absolute;inset:0;background:rgba(0,0,0,.55)}
 .dialog{--accent:var(--tryon-accent,#111);--on-accent:var(--tryon-on-accent,#fff);--focus:var(--tryon-focus,#1a73e8);
  position:absolute;left:50%;top:50%;transform:translate(-50%,-50%);width:min(440px,calc(100% - 32px));max-height:calc(100% - 32px);
