@@ -925,7 +925,7 @@ button{font:inherit;cursor:pointer}
 @media (prefers-reduced-motion:reduce){.bar span{animation:none;width:100%;opacity:.5}}
 .status{font-weight:600}
 .message{font-size:17px}
-.result-image{display:block;width:100%;max-height:62vh;object-fit:contain;background:#f3f3f3;border-radius:12px}
+.result-image{display:block;width:100%;max-height:max(180px,min(62vh,calc(100vh - 300px)));object-fit:contain;background:#f3f3f3;border-radius:12px}
 .grid{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}
 .thumb{padding:0;border:0;border-radius:8px;overflow:hidden;background:#f3f3f3;aspect-ratio:3/4}
 .thumb img{display:block;width:100%;height:100%;object-fit:cover}
