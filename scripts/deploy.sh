@@ -28,7 +28,7 @@ DRY_RUN=0
 SKIP_TESTS=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --env) ENV_NAME="${2:-}"; shift 2 ;;
+    --env) [ $# -ge 2 ] || usage 2; ENV_NAME="$2"; shift 2 ;;
     --env=*) ENV_NAME="${1#--env=}"; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     --skip-tests) SKIP_TESTS=1; shift ;;
