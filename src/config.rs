@@ -5,10 +5,11 @@ use crate::domain::image::ImagePolicy;
 use crate::fal::client::FalSettings;
 use crate::fal::models::ModelRegistry;
 pub use crate::secret::Secret;
+use crate::domain::signing::SigningKeys;
 use sha2::{Digest, Sha256};
 use worker::Env;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub fal: FalSettings,
     /// SHA-256 of `ADMIN_PASSWORD`; the login compares digests in constant time.
@@ -18,6 +19,13 @@ pub struct Config {
     pub session_idle_timeout_ms: u64,
     /// Lets tests move the clock with an `x-test-now` header. Never set in production.
     pub test_clock: bool,
+    /// Development only: local KV refuses a second write to a key within a
+    /// second, as production KV does.
+    pub emulate_kv_write_limit: bool,
+    /// Bad API keys one source may present per minute before it gets 429s.
+    pub bad_credentials_per_minute: u32,
+    /// `SIGNING_KEYS`: sign widget session tokens (and result URLs).
+    pub signing_keys: Option<SigningKeys>,
     /// How long a job record lives in KV.
     pub job_ttl_s: u64,
     /// After this long without a webhook, reading a job asks FAL directly.
@@ -35,6 +43,8 @@ pub struct Config {
 }
 
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
+/// Bad API keys one source may present per minute before it gets 429s.
+pub const DEFAULT_BAD_CREDENTIALS_PER_MINUTE: u64 = 30;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
@@ -68,6 +78,14 @@ impl Config {
             max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
             test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
+            signing_keys: secret("SIGNING_KEYS").map(|raw| SigningKeys::parse(&raw)).transpose()?,
+            bad_credentials_per_minute: number(
+                "BAD_CREDENTIALS_PER_MINUTE",
+                DEFAULT_BAD_CREDENTIALS_PER_MINUTE,
+            )?
+            .clamp(1, u32::MAX.into()) as u32,
+            emulate_kv_write_limit: var("EMULATE_KV_WRITE_LIMIT").as_deref() == Some("true")
+                && var("ENVIRONMENT").as_deref() == Some("development"),
             job_ttl_s: number("JOB_TTL_SECONDS", DEFAULT_JOB_TTL_S)?.max(crate::domain::job::KV_MIN_TTL_S),
             job_poll_after_ms: number("JOB_POLL_AFTER_MS", DEFAULT_JOB_POLL_AFTER_MS)?,
             public_base_url: var("PUBLIC_BASE_URL").map(trim_url),

@@ -49,6 +49,25 @@ pub async fn send(
     }
 }
 
+/// Sends a request and returns the response as soon as its headers arrive
+/// (within `timeout_ms`), its body unread: for streams.
+pub async fn open(method: Method, url: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Result<worker::Response, OutboundError> {
+    let network = |e: worker::Error| OutboundError::Network(e.to_string());
+    let h = Headers::new();
+    for (name, value) in headers {
+        h.set(name, value).map_err(network)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(h);
+    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let exchange = async move { Fetch::Request(request).send().await };
+    let outcome = match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
+        Either::Left((result, _)) => result.map_err(network),
+        Either::Right(_) => Err(OutboundError::Timeout { after_ms: timeout_ms }),
+    };
+    outcome
+}
+
 /// A fetched response's whole body as text, in one call into the runtime.
 /// (`worker::Response::text` reads it chunk by chunk through a stream reader
 /// whose release builds a JS error with a stack trace: far slower per call.)

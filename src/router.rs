@@ -8,12 +8,17 @@ use worker::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
+    WidgetScript,
     Generate,
     ListGenerations,
     Usage,
     CreateJob,
     GetJob(String),
     CancelJob(String),
+    JobEvents(String),
+    WidgetSession,
+    ShopperHistory,
+    EraseShopper(String),
     FalWebhook,
     AdminPage,
     AdminAsset(String),
@@ -32,6 +37,7 @@ pub enum Route {
     AdminUsage,
     AdminOverview,
     AdminClientStats(String),
+    AdminClientShoppers(String),
 }
 
 /// Who may call a route; `http::dispatch` checks it before any handler runs.
@@ -39,8 +45,13 @@ pub enum Route {
 pub enum Access {
     /// Anyone (health, the dashboard's static files: the page checks the session itself).
     Public,
-    /// A client's API key; the handler receives the `ApiClient`.
-    ApiKey,
+    /// A client's secret key (its servers); the handler receives the `ApiClient`.
+    SecretKey,
+    /// Any client credential: a secret key, or a browser's (publishable key
+    /// with its shopper, widget session token), which acts for one shopper.
+    ClientKey,
+    /// A browser credential only: what it sees is its shopper's.
+    ShopperKey,
     /// An admin session; the handler receives the `AdminSession`.
     Admin,
     /// An admin session on a request from our own pages (no cross-site writes).
@@ -58,18 +69,23 @@ pub enum RouteError {
 }
 
 pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteError> {
-    use Access::{Admin, AdminWrite, ApiKey, FalSignature, Public, SameOrigin};
+    use Access::{Admin, AdminWrite, ClientKey, FalSignature, Public, SameOrigin, SecretKey, ShopperKey};
     use Method::{Delete, Get, Patch, Post};
     let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
     let id = |s: &&str| s.to_string();
     let choices: Vec<(Method, Route, Access)> = match segments.as_slice() {
         ["health"] => vec![(Get, Route::Health, Public)],
-        ["api", "images", "generate"] => vec![(Post, Route::Generate, ApiKey)],
-        ["api", "generations"] => vec![(Get, Route::ListGenerations, ApiKey)],
-        ["api", "usage"] => vec![(Get, Route::Usage, ApiKey)],
-        ["api", "jobs"] => vec![(Post, Route::CreateJob, ApiKey)],
-        ["api", "jobs", job] => vec![(Get, Route::GetJob(id(job)), ApiKey), (Delete, Route::CancelJob(id(job)), ApiKey)],
+        ["widget.js"] => vec![(Get, Route::WidgetScript, Public)],
+        ["api", "images", "generate"] => vec![(Post, Route::Generate, ClientKey)],
+        ["api", "generations"] => vec![(Get, Route::ListGenerations, SecretKey)],
+        ["api", "usage"] => vec![(Get, Route::Usage, SecretKey)],
+        ["api", "jobs"] => vec![(Post, Route::CreateJob, ClientKey)],
+        ["api", "jobs", job] => vec![(Get, Route::GetJob(id(job)), ClientKey), (Delete, Route::CancelJob(id(job)), ClientKey)],
+        ["api", "jobs", job, "events"] => vec![(Get, Route::JobEvents(id(job)), ClientKey)],
+        ["api", "widget-sessions"] => vec![(Post, Route::WidgetSession, SecretKey)],
+        ["api", "shoppers", "me", "generations"] => vec![(Get, Route::ShopperHistory, ShopperKey)],
+        ["api", "shoppers", shopper] => vec![(Delete, Route::EraseShopper(id(shopper)), SecretKey)],
         ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook, FalSignature)],
         ["admin"] => vec![(Get, Route::AdminPage, Public)],
         ["admin", "assets", name] => vec![(Get, Route::AdminAsset(id(name)), Public)],
@@ -84,6 +100,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
         ],
         ["admin", "clients", client, "stats"] => vec![(Get, Route::AdminClientStats(id(client)), Admin)],
         ["admin", "clients", client, "metrics"] => vec![(Get, Route::AdminClientMetrics(id(client)), Admin)],
+        ["admin", "clients", client, "shoppers"] => vec![(Get, Route::AdminClientShoppers(id(client)), Admin)],
         ["admin", "clients", client, "keys"] => vec![(Post, Route::AdminRotateKey(id(client)), AdminWrite)],
         ["admin", "clients", client, "keys", key] => vec![(
             Delete,
@@ -125,7 +142,7 @@ mod tests {
     #[test]
     fn resolves_public_and_admin_routes() {
         assert_eq!(resolve(&Method::Get, "/health"), Ok((Route::Health, Access::Public)));
-        assert_eq!(resolve(&Method::Post, "/api/images/generate"), Ok((Route::Generate, Access::ApiKey)));
+        assert_eq!(resolve(&Method::Post, "/api/images/generate"), Ok((Route::Generate, Access::ClientKey)));
         assert_eq!(route(Method::Get, "/api/generations/"), Ok(Route::ListGenerations));
         assert_eq!(
             resolve(&Method::Delete, "/admin/clients/cl_1/keys/key_2"),
@@ -140,6 +157,18 @@ mod tests {
         assert_eq!(resolve(&Method::Post, "/admin/clients").map(|(_, a)| a), Ok(Access::AdminWrite));
         assert_eq!(resolve(&Method::Post, "/admin/login").map(|(_, a)| a), Ok(Access::SameOrigin));
         assert_eq!(resolve(&Method::Post, "/api/webhooks/fal").map(|(_, a)| a), Ok(Access::FalSignature));
+    }
+
+    #[test]
+    fn browsers_may_only_try_on_and_follow_their_shoppers_work() {
+        let access = |m: Method, p: &str| resolve(&m, p).map(|(_, a)| a);
+        for (m, p) in [(Method::Post, "/api/jobs"), (Method::Post, "/api/images/generate"), (Method::Get, "/api/jobs/job_1"), (Method::Get, "/api/jobs/job_1/events"), (Method::Delete, "/api/jobs/job_1")] {
+            assert_eq!(access(m, p), Ok(Access::ClientKey), "{p}");
+        }
+        for (m, p) in [(Method::Get, "/api/generations"), (Method::Get, "/api/usage"), (Method::Post, "/api/widget-sessions"), (Method::Delete, "/api/shoppers/cust-1")] {
+            assert_eq!(access(m, p), Ok(Access::SecretKey), "{p}");
+        }
+        assert_eq!(access(Method::Get, "/api/shoppers/me/generations"), Ok(Access::ShopperKey));
     }
 
     #[test]

@@ -30,9 +30,9 @@ impl Services {
     pub fn from_env(env: &Env, config: Rc<Config>) -> worker::Result<Self> {
         Ok(Self {
             fal: Fal::new(config.fal.clone()),
-            config,
+            jobs: JobStore::new(bindings::jobs(env)?, config.emulate_kv_write_limit),
             db: bindings::database(env)?,
-            jobs: JobStore::new(bindings::jobs(env)?),
+            config,
             limiter: Limiter::new(bindings::rate_limiters(env)?),
             login: LoginLimiter::new(bindings::login_throttles(env)?),
         })
@@ -41,13 +41,15 @@ impl Services {
 
 /// One request: the services, work that may outlive the response
 /// (`waitUntil`), the request's clock, and what the response headers report.
+/// Cloning shares all of it, so work handed to `waitUntil` can own a `Ctx`.
+#[derive(Clone)]
 pub struct Ctx {
     pub services: Rc<Services>,
     pub wait: Rc<Context>,
     /// Milliseconds since the epoch for this request (see `Config::test_clock`).
     pub now: u64,
-    limits: RefCell<Option<LimitStatus>>,
-    timings: RefCell<Vec<(&'static str, u64)>>,
+    limits: Rc<RefCell<Option<LimitStatus>>>,
+    timings: Rc<RefCell<Vec<(&'static str, u64)>>>,
 }
 
 impl Deref for Ctx {
@@ -60,13 +62,34 @@ impl Deref for Ctx {
 
 impl Ctx {
     pub fn new(services: Rc<Services>, wait: Context, now: u64) -> Self {
-        Self { services, wait: Rc::new(wait), now, limits: RefCell::new(None), timings: RefCell::new(Vec::new()) }
+        Self { services, wait: Rc::new(wait), now, limits: Rc::default(), timings: Rc::default() }
+    }
+
+    /// The same request, later: background work that outlives the response
+    /// moves the request's clock on by the real time that has passed.
+    pub fn later(&self, started_ms: u64) -> Self {
+        Self { now: self.now + Date::now().as_millis().saturating_sub(started_ms), ..self.clone() }
     }
 
     /// Runs `work` after (or beside) the response, for as long as the
     /// platform keeps the request's background work alive.
     pub fn in_background(&self, work: impl Future<Output = ()> + 'static) {
         self.wait.wait_until(work);
+    }
+
+    /// Runs `work` so that it completes even if the client disconnects, and
+    /// waits for its result. On Cloudflare a request's own work is canceled
+    /// when its client goes away, "unless you call waitUntil() to extend
+    /// execution by up to 30 seconds"
+    /// (https://developers.cloudflare.com/workers/platform/limits/#duration);
+    /// work that is recorded only at its end (a generation's row, its
+    /// settlement) must therefore not be the request's own.
+    pub async fn detached<T: 'static>(&self, work: impl Future<Output = T> + 'static) -> Option<T> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.in_background(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.await.ok()
     }
 
     /// The client's limits after this request's decision, for the headers.

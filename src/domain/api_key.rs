@@ -1,4 +1,7 @@
-//! API keys: `vto_<client id>_<secret><checksum>`.
+//! API keys: secret keys `vto_<client id>_<secret><checksum>` for a shop's
+//! servers, and publishable keys `vto_pk_<client id>_<secret><checksum>` for
+//! its pages (public by design: they only work from the client's allowed
+//! origins, with a browser's narrow scope). The difference shows in the key.
 //!
 //! The key carries the client id so the client's limiter object can be found
 //! without a database lookup, a recognisable prefix so secret scanners can spot
@@ -9,17 +12,54 @@ use super::ids::{random_base62, ClientId, BASE62, CLIENT_ID_SUFFIX_LEN};
 use sha2::{Digest, Sha256};
 
 pub const KEY_PREFIX: &str = "vto_";
+pub const PUBLISHABLE_PREFIX: &str = "vto_pk_";
 const SECRET_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
-const KEY_LEN: usize = KEY_PREFIX.len() + CLIENT_ID_SUFFIX_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
-/// How much of the key is kept for display (`vto_<client>_<4 chars>`): enough to
-/// tell keys apart in the dashboard, far too little to guess the rest.
-const DISPLAY_PREFIX_LEN: usize = KEY_PREFIX.len() + CLIENT_ID_SUFFIX_LEN + 1 + 4;
+/// What follows the prefix: `<client>_<secret><checksum>`.
+const TAIL_LEN: usize = CLIENT_ID_SUFFIX_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+/// How much of a secret key is kept for display (`vto_<client>_<4 chars>`):
+/// enough to tell keys apart in the dashboard, far too little to guess the rest.
+const DISPLAY_TAIL_LEN: usize = CLIENT_ID_SUFFIX_LEN + 1 + 4;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// For a shop's servers: everything its client may do.
+    #[default]
+    Secret,
+    /// For a shop's pages: generations for a shopper, from allowed origins only.
+    Publishable,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Publishable => "publishable",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "secret" => Some(KeyKind::Secret),
+            "publishable" => Some(KeyKind::Publishable),
+            _ => None,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => KEY_PREFIX,
+            KeyKind::Publishable => PUBLISHABLE_PREFIX,
+        }
+    }
+}
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     full: String,
     client_id: ClientId,
+    kind: KeyKind,
 }
 
 /// Hex SHA-256 of a full key: what storage and the limiter compare.
@@ -35,19 +75,24 @@ pub enum KeyFormatError {
 }
 
 impl ApiKey {
-    pub fn generate(client_id: &ClientId) -> Self {
-        let body = format!(
-            "{KEY_PREFIX}{}_{}",
-            client_id.suffix(),
-            random_base62(SECRET_LEN)
-        );
+    pub fn generate(client_id: &ClientId, kind: KeyKind) -> Self {
+        let body = format!("{}{}_{}", kind.prefix(), client_id.suffix(), random_base62(SECRET_LEN));
         let full = format!("{body}{}", checksum(&body));
-        Self { full, client_id: client_id.clone() }
+        Self { full, client_id: client_id.clone(), kind }
     }
 
+    /// Total on any input: lengths are checked on ASCII only, so no split
+    /// can land inside a character.
     pub fn parse(raw: &str) -> Result<Self, KeyFormatError> {
-        let rest = raw.strip_prefix(KEY_PREFIX).ok_or(KeyFormatError::WrongPrefix)?;
-        if raw.len() != KEY_LEN {
+        let (kind, rest) = match (raw.strip_prefix(PUBLISHABLE_PREFIX), raw.strip_prefix(KEY_PREFIX)) {
+            (Some(rest), _) => (KeyKind::Publishable, rest),
+            (None, Some(rest)) => (KeyKind::Secret, rest),
+            (None, None) => return Err(KeyFormatError::WrongPrefix),
+        };
+        if !rest.is_ascii() {
+            return Err(KeyFormatError::BadCharacters);
+        }
+        if rest.len() != TAIL_LEN {
             return Err(KeyFormatError::WrongLength);
         }
         let (client_part, tail) = rest.split_at(CLIENT_ID_SUFFIX_LEN);
@@ -56,23 +101,29 @@ impl ApiKey {
         if !secret_and_sum.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(KeyFormatError::BadCharacters);
         }
-        let (body, sum) = raw.split_at(KEY_LEN - CHECKSUM_LEN);
+        let (body, sum) = raw.split_at(raw.len() - CHECKSUM_LEN);
         if checksum(body) != sum {
             return Err(KeyFormatError::BadChecksum);
         }
-        Ok(Self { full: raw.to_string(), client_id })
+        Ok(Self { full: raw.to_string(), client_id, kind })
     }
 
     pub fn client_id(&self) -> &ClientId {
         &self.client_id
     }
 
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
     pub fn hash(&self) -> KeyHash {
         KeyHash(hex_sha256(self.full.as_bytes()))
     }
 
+    /// What the dashboard shows of a secret key (a publishable key is shown whole).
     pub fn display_prefix(&self) -> String {
-        self.full[..DISPLAY_PREFIX_LEN].to_string()
+        let len = self.kind.prefix().len() + DISPLAY_TAIL_LEN;
+        self.full.get(..len).unwrap_or_default().to_string()
     }
 
     /// The full key, for the one response that shows it to its owner.
@@ -116,24 +167,24 @@ mod tests {
 
     #[test]
     fn generated_key_parses_back_to_its_client() {
-        let key = ApiKey::generate(&client());
+        let key = ApiKey::generate(&client(), KeyKind::Secret);
         let parsed = ApiKey::parse(key.reveal()).unwrap();
         assert_eq!(parsed.client_id(), &client());
         assert_eq!(parsed.hash(), key.hash());
         assert!(key.reveal().starts_with("vto_abcdefghjkmnpqrs_"));
-        assert_eq!(key.reveal().len(), KEY_LEN);
+        assert_eq!(key.reveal().len(), KEY_PREFIX.len() + TAIL_LEN);
     }
 
     #[test]
     fn two_generated_keys_differ() {
-        assert_ne!(ApiKey::generate(&client()).reveal(), ApiKey::generate(&client()).reveal());
+        assert_ne!(ApiKey::generate(&client(), KeyKind::Secret).reveal(), ApiKey::generate(&client(), KeyKind::Secret).reveal());
     }
 
     #[test]
     fn a_single_changed_character_fails_the_checksum() {
-        let key = ApiKey::generate(&client());
+        let key = ApiKey::generate(&client(), KeyKind::Secret);
         let mut chars: Vec<char> = key.reveal().chars().collect();
-        let i = KEY_LEN - CHECKSUM_LEN - 3;
+        let i = key.reveal().len() - CHECKSUM_LEN - 3;
         chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
         let tampered: String = chars.into_iter().collect();
         assert_eq!(ApiKey::parse(&tampered), Err(KeyFormatError::BadChecksum));
@@ -141,9 +192,9 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused_with_a_reason() {
-        let key = ApiKey::generate(&client());
+        let key = ApiKey::generate(&client(), KeyKind::Secret);
         assert_eq!(ApiKey::parse("demo_key_12345"), Err(KeyFormatError::WrongPrefix));
-        assert_eq!(ApiKey::parse(&key.reveal()[..KEY_LEN - 1]), Err(KeyFormatError::WrongLength));
+        assert_eq!(ApiKey::parse(&key.reveal()[..key.reveal().len() - 1]), Err(KeyFormatError::WrongLength));
         let upper_client = key.reveal().replacen("abcdefghjkmnpqrs", "ABCDEFGHJKMNPQRS", 1);
         assert_eq!(ApiKey::parse(&upper_client), Err(KeyFormatError::BadCharacters));
         let with_symbol = format!("{}!{}", &key.reveal()[..30], &key.reveal()[31..]);
@@ -152,9 +203,30 @@ mod tests {
 
     #[test]
     fn debug_output_never_contains_the_secret() {
-        let key = ApiKey::generate(&client());
+        let key = ApiKey::generate(&client(), KeyKind::Secret);
         let shown = format!("{key:?}");
-        assert!(!shown.contains(&key.reveal()[DISPLAY_PREFIX_LEN..]));
+        assert!(!shown.contains(&key.reveal()[KEY_PREFIX.len() + DISPLAY_TAIL_LEN..]));
+    }
+
+    #[test]
+    fn publishable_keys_say_so_and_parse_back_as_such() {
+        let key = ApiKey::generate(&client(), KeyKind::Publishable);
+        assert!(key.reveal().starts_with("vto_pk_abcdefghjkmnpqrs_"));
+        let parsed = ApiKey::parse(key.reveal()).unwrap();
+        assert_eq!((parsed.kind(), parsed.client_id()), (KeyKind::Publishable, &client()));
+        assert_eq!(ApiKey::parse(ApiKey::generate(&client(), KeyKind::Secret).reveal()).unwrap().kind(), KeyKind::Secret);
+        // The checksum covers the prefix: a publishable key stripped of `pk_` is no secret key.
+        assert_eq!(ApiKey::parse(&key.reveal().replacen("vto_pk_", "vto_", 1)), Err(KeyFormatError::BadChecksum));
+    }
+
+    #[test]
+    fn non_ascii_keys_are_refused_without_panicking() {
+        // The split after the client id would land inside `é` if lengths were counted in bytes.
+        let raw = format!("vto_{}é_{}", "a".repeat(15), "A".repeat(37));
+        assert_eq!(ApiKey::parse(&raw), Err(KeyFormatError::BadCharacters));
+        for raw in ["vto_é", "vto_pk_日本", "vto_\u{0}", "vto_pk_"] {
+            assert!(ApiKey::parse(raw).is_err());
+        }
     }
 
     #[test]

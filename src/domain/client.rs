@@ -12,6 +12,10 @@ const MAX_USAGE_LIMIT: u32 = 100_000_000;
 const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_ORIGINS: usize = 50;
+pub const DEFAULT_WIDGET_RATE_LIMIT_PER_MINUTE: u32 = 30;
+pub const DEFAULT_SHOPPER_RATE_LIMIT_PER_MINUTE: u32 = 5;
+pub const DEFAULT_SHOPPER_DAILY_LIMIT: u32 = 30;
+const MAX_SHOPPER_DAILY_LIMIT: u32 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClient {
@@ -22,6 +26,25 @@ pub struct NewClient {
     pub rate_limit_burst: Option<u32>,
     pub max_concurrent: u32,
     pub allowed_origins: Vec<String>,
+    pub widget: WidgetSettings,
+}
+
+/// Limits on a client's browser traffic (publishable keys, widget tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WidgetSettings {
+    pub widget_rate_limit_per_minute: u32,
+    pub shopper_rate_limit_per_minute: u32,
+    pub shopper_daily_limit: u32,
+}
+
+impl Default for WidgetSettings {
+    fn default() -> Self {
+        Self {
+            widget_rate_limit_per_minute: DEFAULT_WIDGET_RATE_LIMIT_PER_MINUTE,
+            shopper_rate_limit_per_minute: DEFAULT_SHOPPER_RATE_LIMIT_PER_MINUTE,
+            shopper_daily_limit: DEFAULT_SHOPPER_DAILY_LIMIT,
+        }
+    }
 }
 
 /// A partial update: `None` leaves a field as it is. `email: Some(None)` clears it.
@@ -37,6 +60,9 @@ pub struct ClientChanges {
     pub allowed_origins: Option<Vec<String>>,
     /// Where job callbacks go; `Some(None)` stops them.
     pub webhook_url: Option<Option<String>>,
+    pub widget_rate_limit_per_minute: Option<u32>,
+    pub shopper_rate_limit_per_minute: Option<u32>,
+    pub shopper_daily_limit: Option<u32>,
 }
 
 impl ClientChanges {
@@ -48,6 +74,9 @@ impl ClientChanges {
             || self.rate_limit_burst.is_some()
             || self.max_concurrent.is_some()
             || self.allowed_origins.is_some()
+            || self.widget_rate_limit_per_minute.is_some()
+            || self.shopper_rate_limit_per_minute.is_some()
+            || self.shopper_daily_limit.is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -66,6 +95,9 @@ struct RawNewClient {
     max_concurrent: Option<u32>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    widget_rate_limit_per_minute: Option<u32>,
+    shopper_rate_limit_per_minute: Option<u32>,
+    shopper_daily_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +115,9 @@ struct RawClientChanges {
     allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
+    widget_rate_limit_per_minute: Option<u32>,
+    shopper_rate_limit_per_minute: Option<u32>,
+    shopper_daily_limit: Option<u32>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -103,6 +138,11 @@ impl NewClient {
             rate_limit_burst: raw.rate_limit_burst.map(check_burst).transpose()?,
             max_concurrent: check_concurrency(raw.max_concurrent.unwrap_or(DEFAULT_MAX_CONCURRENT))?,
             allowed_origins: normalize_origins(&raw.allowed_origins)?,
+            widget: WidgetSettings {
+                widget_rate_limit_per_minute: check_widget_rate(raw.widget_rate_limit_per_minute.unwrap_or(DEFAULT_WIDGET_RATE_LIMIT_PER_MINUTE))?,
+                shopper_rate_limit_per_minute: check_shopper_rate(raw.shopper_rate_limit_per_minute.unwrap_or(DEFAULT_SHOPPER_RATE_LIMIT_PER_MINUTE))?,
+                shopper_daily_limit: check_shopper_daily(raw.shopper_daily_limit.unwrap_or(DEFAULT_SHOPPER_DAILY_LIMIT))?,
+            },
         })
     }
 }
@@ -124,6 +164,9 @@ impl ClientChanges {
                 .webhook_url
                 .map(|u| u.map(|u| check_webhook_url(&u, allow_loopback_http)).transpose())
                 .transpose()?,
+            widget_rate_limit_per_minute: raw.widget_rate_limit_per_minute.map(check_widget_rate).transpose()?,
+            shopper_rate_limit_per_minute: raw.shopper_rate_limit_per_minute.map(check_shopper_rate).transpose()?,
+            shopper_daily_limit: raw.shopper_daily_limit.map(check_shopper_daily).transpose()?,
         };
         if changes.is_empty() {
             return Err(InputError::invalid("empty_update", "the body changes no field"));
@@ -192,6 +235,18 @@ fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, Inp
 
 fn check_burst(burst: u32) -> Result<u32, InputError> {
     limit_in("rate_limit_burst", burst, 1, MAX_RATE_LIMIT_PER_MINUTE)
+}
+
+fn check_widget_rate(n: u32) -> Result<u32, InputError> {
+    limit_in("widget_rate_limit_per_minute", n, 1, MAX_RATE_LIMIT_PER_MINUTE)
+}
+
+fn check_shopper_rate(n: u32) -> Result<u32, InputError> {
+    limit_in("shopper_rate_limit_per_minute", n, 1, MAX_RATE_LIMIT_PER_MINUTE)
+}
+
+fn check_shopper_daily(n: u32) -> Result<u32, InputError> {
+    limit_in("shopper_daily_limit", n, 1, MAX_SHOPPER_DAILY_LIMIT)
 }
 
 fn check_concurrency(n: u32) -> Result<u32, InputError> {

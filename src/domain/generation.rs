@@ -3,6 +3,8 @@
 
 use super::image::{ImagePolicy, ImageRef};
 use super::input::{parse_json, InputError};
+use super::shopper::{Metadata, ShopperId};
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The most garments one nano-banana-pro request may compose (plus the person).
@@ -83,6 +85,10 @@ pub struct GenerationRequest {
     pub person: ImageRef,
     pub garments: Vec<ImageRef>,
     pub options: ModelOptions,
+    /// The shopper it is for, as the shop's server named them (browser
+    /// credentials name their shopper themselves; see `for_shopper`).
+    pub shopper_id: Option<ShopperId>,
+    pub metadata: Metadata,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,8 @@ struct RawGenerationRequest {
     aspect_ratio: Option<String>,
     resolution: Option<String>,
     output_format: Option<String>,
+    shopper_id: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
 }
 
 const ASPECT_RATIOS: &[&str] = &[
@@ -153,7 +161,22 @@ impl GenerationRequest {
                 }
             }
         };
-        Ok(Self { model, person, garments, options })
+        let shopper_id = raw.shopper_id.as_deref().map(ShopperId::parse).transpose()?;
+        let metadata = Metadata::check(raw.metadata.unwrap_or_default())?;
+        Ok(Self { model, person, garments, options, shopper_id, metadata })
+    }
+
+    /// The request as made through a browser credential acting for
+    /// `shopper`: the body may not name another one.
+    pub fn for_shopper(mut self, shopper: &ShopperId) -> Result<Self, InputError> {
+        if self.shopper_id.is_some() {
+            return Err(InputError::invalid(
+                "shopper_id_not_allowed",
+                "`shopper_id` is set by the widget's credential; only a shop's server may name a shopper in the body",
+            ));
+        }
+        self.shopper_id = Some(shopper.clone());
+        Ok(self)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Asynchronous try-on jobs: the record kept in KV under `job:{id}` (shaped
 //! like the MVP's JobData, plus what FAL's queue returned), and its states.
 
+use super::shopper::Metadata;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +49,11 @@ pub struct Job {
     /// What FAL's queue answered at submit time. The URLs are kept as given:
     /// FAL's status URLs drop the model's sub-path, so they cannot be rebuilt.
     pub fal: Option<FalQueueRefs>,
+    /// The shopper it is for; a browser credential sees only its shopper's jobs.
+    #[serde(default)]
+    pub shopper_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +65,8 @@ pub struct FalQueueRefs {
 }
 
 pub const JOB_ID_PREFIX: &str = "job_";
+/// The route jobs come in on, as recorded on their generation rows.
+pub const ENDPOINT: &str = "/api/jobs";
 
 /// Job ids are `job_` + 20 [a-z0-9]; the generation recorded for a job has
 /// the same suffix (`gen_…`), so a job can be recorded at most once.
@@ -86,7 +94,8 @@ pub fn remaining_ttl_s(created_at: u64, now: u64, ttl_s: u64) -> u64 {
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum JobOutcome {
     Done { image_url: String, description: Option<String> },
     Failed { error: String },
@@ -133,6 +142,8 @@ impl Job {
             "description": self.description,
             "queue_position": self.queue_position,
             "generation_id": self.status.is_finished().then(|| generation_id_of(&self.id)),
+            "shopper_id": self.shopper_id,
+            "metadata": self.metadata,
         })
     }
 
@@ -165,6 +176,8 @@ mod tests {
             description: None,
             queue_position: Some(3),
             fal: Some(FalQueueRefs { request_id: "r".into(), status_url: "s".into(), response_url: "p".into(), cancel_url: "c".into() }),
+            shopper_id: None,
+            metadata: Metadata::default(),
         }
     }
 

@@ -11,4 +11,8 @@ pub mod image;
 pub mod input;
 pub mod job;
 pub mod session;
+pub mod shopper;
+pub mod signing;
+pub mod sse;
 pub mod time;
+pub mod widget_token;

@@ -2,7 +2,7 @@
 //! and the public JWKS. Each is bounded by a timeout (see `outbound`), so a
 //! hanging FAL becomes a 504 for the shopper, never a request that never ends.
 
-use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, FalFailure, FalOutput, ModelRegistry, QueueStatus};
+use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, queue_position_of, FalFailure, FalOutput, ModelRegistry, QueueStatus};
 use crate::domain::generation::GenerationRequest;
 use crate::domain::job::FalQueueRefs;
 use crate::outbound::{self, OutboundError};
@@ -56,15 +56,16 @@ impl Fal {
     }
 
     /// `POST {FAL_QUEUE_URL}/{endpoint}?fal_webhook=…`: queues a request; FAL
-    /// answers at once with its id and the URLs to follow it.
-    pub async fn submit(&self, request: &GenerationRequest, webhook_url: &str) -> Result<FalQueueRefs, FalFailure> {
+    /// answers at once with its id, the URLs to follow it, and its place in
+    /// the queue.
+    pub async fn submit(&self, request: &GenerationRequest, webhook_url: &str) -> Result<(FalQueueRefs, Option<u64>), FalFailure> {
         let endpoint = self.settings.models.endpoint(request.model);
         let mut url = url::Url::parse(&format!("{}/{}", self.settings.queue_url, endpoint))
             .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
         url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
         let (status, body) = self.send(Method::Post, url.as_str(), Some(&fal_input(request)), QUEUE_TIMEOUT_MS).await?;
         match status {
-            200..=299 => parse_submission(&body),
+            200..=299 => Ok((parse_submission(&body)?, queue_position_of(&body))),
             _ => Err(failure(status, &body)),
         }
     }
@@ -81,6 +82,23 @@ impl Fal {
     pub async fn queue_result(&self, refs: &FalQueueRefs) -> Result<FalOutput, FalFailure> {
         let (status, body) = self.send(Method::Get, &refs.response_url, None, QUEUE_TIMEOUT_MS).await?;
         interpret_response(status, &body)
+    }
+
+    /// FAL's status stream for a queued request (`{status_url}/stream`): the
+    /// response once its headers arrive, its body still streaming.
+    pub async fn status_stream(&self, refs: &FalQueueRefs) -> Result<worker::Response, FalFailure> {
+        let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
+        let authorization = format!("Key {}", key.expose());
+        let url = format!("{}/stream", refs.status_url);
+        let headers = [("accept", "text/event-stream"), ("authorization", authorization.as_str())];
+        let response = outbound::open(Method::Get, &url, &headers, QUEUE_TIMEOUT_MS).await.map_err(|e| match e {
+            OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
+            OutboundError::Network(reason) => FalFailure::Network { reason },
+        })?;
+        match response.status_code() {
+            200..=299 => Ok(response),
+            status => Err(failure(status, "")),
+        }
     }
 
     /// Asks FAL to cancel. `Ok(false)` when FAL says the request already completed.

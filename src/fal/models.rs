@@ -151,6 +151,11 @@ pub fn parse_submission(body: &str) -> Result<crate::domain::job::FalQueueRefs, 
     })
 }
 
+/// The `queue_position` of a queue answer, if it has one.
+pub fn queue_position_of(body: &str) -> Option<u64> {
+    serde_json::from_str::<Value>(body).ok()?.get("queue_position")?.as_u64()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueStatus {
     InQueue { position: Option<u64> },

@@ -1,20 +1,28 @@
-//! The job lifecycle. A job ends exactly once, whichever way its end is
-//! learnt — FAL's webhook, a read that polls FAL, a cancel — because ending
-//! it means inserting its generation row, whose id is derived from the job id:
-//! D1's primary key decides who got there first, and only that caller
-//! updates the job, settles the quota and tells the client's back end.
+//! The job lifecycle. A job's live state is kept by its client's limiter
+//! object, where changes are strongly consistent and ordered (status only
+//! moves forward); KV keeps a copy with the job's TTL, written when it is
+//! created and when it ends, off the path that decides anything (KV takes
+//! one write per key per second, and a fast job ends within that second).
+//!
+//! A job ends exactly once, whichever way its end is learnt — FAL's webhook,
+//! a reader that polls FAL, a status stream following FAL, a cancel: its
+//! generation row's primary key (derived from the job id) makes the record
+//! unique, and the object's `finish` decides who ended it — only that caller
+//! tells the client's back end. Both are safe to repeat, so a caller that
+//! fails between them is simply retried (FAL retries webhooks).
 
-use super::settle::finish;
-use crate::domain::generation::{GenerationRequest, Outcome};
+use crate::domain::generation::GenerationRequest;
 use crate::domain::ids::ClientId;
-use crate::domain::job::{generation_id_of, Job, JobOutcome, JobStatus};
+use crate::domain::job::{Job, JobOutcome, JobStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::fal::models::{FalFailure, QueueStatus};
+use crate::limiter::jobs::JobState;
+use crate::limiter::protocol::{JobCreate, JobFinish, JobProgress};
 use crate::state::Ctx;
 use crate::store::generations::{record, GenerationRow, Recorded};
-
-pub const ENDPOINT: &str = "/api/jobs";
+use std::time::Duration;
+use worker::Delay;
 
 /// A job holds its quota unit and concurrency slot at most this long; if it
 /// has not finished by then, the limiter settles it from D1 (a success that
@@ -30,12 +38,6 @@ pub enum Completion {
 }
 
 impl Completion {
-    pub fn job(&self) -> &Job {
-        match self {
-            Completion::Ended(job) | Completion::AlreadyEnded(job) => job,
-        }
-    }
-
     pub fn into_job(self) -> Job {
         match self {
             Completion::Ended(job) | Completion::AlreadyEnded(job) => job,
@@ -50,7 +52,7 @@ pub enum Cancellation {
     AlreadyFinished(Job),
 }
 
-/// Sends the request to FAL's queue with our webhook URL and stores the job.
+/// Sends the request to FAL's queue with our webhook URL and keeps the job.
 /// If FAL refuses it, the job ends at once, recorded as an error, and the
 /// refusal is returned.
 pub async fn submit(ctx: &Ctx, client: &ClientId, job_id: String, request: &GenerationRequest, webhook_url: &str) -> ApiResult<Job> {
@@ -70,11 +72,16 @@ pub async fn submit(ctx: &Ctx, client: &ClientId, job_id: String, request: &Gene
         description: None,
         queue_position: None,
         fal: None,
+        shopper_id: request.shopper_id.as_ref().map(|s| s.as_str().to_string()),
+        metadata: request.metadata.clone(),
     };
     match submitted {
-        Ok(refs) => {
+        Ok((refs, position)) => {
             job.fal = Some(refs);
-            ctx.timed("store", ctx.jobs.put(&job, ctx.now, ctx.config.job_ttl_s)).await?;
+            job.queue_position = position;
+            let create = JobCreate { job: job.clone(), ttl_ms: ctx.config.job_ttl_s * 1000 };
+            ctx.timed("limiter", ctx.limiter.create_job(client, &create)).await?;
+            keep_copy(ctx, &job);
             Ok(job)
         }
         Err(failure) => {
@@ -85,47 +92,40 @@ pub async fn submit(ctx: &Ctx, client: &ClientId, job_id: String, request: &Gene
 }
 
 /// Ends `job` with `outcome`, unless someone else already did.
-pub async fn complete(ctx: &Ctx, mut job: Job, outcome: JobOutcome) -> ApiResult<Completion> {
-    let now = ctx.now;
-    let (status, image_url, error) = match &outcome {
-        JobOutcome::Done { image_url, .. } => (Outcome::Success, Some(image_url.clone()), None),
-        JobOutcome::Failed { error } => (Outcome::Error, None, Some(error.clone())),
-        JobOutcome::Canceled => (Outcome::Canceled, None, Some("canceled by the client".to_string())),
+pub async fn complete(ctx: &Ctx, job: Job, outcome: JobOutcome) -> ApiResult<Completion> {
+    let client = client_of(&job)?;
+    let row = GenerationRow::of_job(&job, &outcome, ctx.now);
+    let recorded = ctx.timed("store", record(&ctx.db, &row)).await?;
+    if recorded == Recorded::New {
+        events::generation_recorded(ctx, &row);
+    }
+    let finish = JobFinish { id: job.id.clone(), outcome: outcome.clone(), now: ctx.now };
+    let finished = ctx.timed("limiter", ctx.limiter.finish_job(&client, &finish)).await?;
+    let (ended_now, current) = match finished.job {
+        Some(state) => (finished.ended_now, state.job),
+        // A job the object does not have (created before it kept jobs): the
+        // D1 record decides, and KV holds its copy.
+        None if recorded == Recorded::New => {
+            let mut job = job;
+            job.finish(&outcome, ctx.now);
+            (true, job)
+        }
+        None => (false, ctx.jobs.get(&job.id).await?.unwrap_or(job)),
     };
-    let row = GenerationRow {
-        id: generation_id_of(&job.id),
-        client_id: job.client_id.clone(),
-        model: job.model.clone(),
-        status,
-        endpoint: ENDPOINT.to_string(),
-        duration_ms: now.saturating_sub(job.created_at),
-        fal_duration_ms: job.fal_start.map(|start| now.saturating_sub(start)),
-        image_url,
-        error,
-        garments_count: job.garments_count,
-        cold_start: 0,
-        job_id: Some(job.id.clone()),
-        created_at: job.created_at,
-    };
-    if ctx.timed("store", record(&ctx.db, &row)).await? == Recorded::AlreadyRecorded {
-        // Someone else ended it first; theirs is the record.
-        let current = ctx.jobs.get(&job.id).await?.unwrap_or(job);
+    if !ended_now {
         return Ok(Completion::AlreadyEnded(current));
     }
-    events::generation_recorded(ctx, &row);
-    job.finish(&outcome, now);
-    ctx.timed("store", ctx.jobs.put(&job, now, ctx.config.job_ttl_s)).await?;
-    let client = ClientId::parse(&job.client_id).ok_or_else(|| ApiError::Internal(format!("job {} has a bad client id", job.id)))?;
-    finish(ctx, &client, Some((job.id.clone(), status.into())), None).await;
-    if job.status != JobStatus::Canceled {
-        events::job_finished(ctx, &job);
+    keep_copy(ctx, &current);
+    if current.status != JobStatus::Canceled {
+        events::job_finished(ctx, &current);
     }
-    Ok(Completion::Ended(job))
+    Ok(Completion::Ended(current))
 }
 
-/// Asks FAL how an unfinished job is doing — for reads when no webhook has
-/// come. A COMPLETED request may still have failed: its result says.
-pub async fn poll(ctx: &Ctx, mut job: Job) -> ApiResult<Job> {
+/// Asks FAL how an unfinished job is doing — for a reader the client's
+/// object chose (at most one per job every few seconds). A COMPLETED request
+/// may still have failed: its result says.
+pub async fn poll(ctx: &Ctx, job: Job) -> ApiResult<Job> {
     let Some(refs) = job.fal.clone() else { return Ok(job) };
     let status = match ctx.timed("fal", ctx.fal.queue_status(&refs)).await {
         Ok(s) => s,
@@ -134,8 +134,14 @@ pub async fn poll(ctx: &Ctx, mut job: Job) -> ApiResult<Job> {
             return Ok(job);
         }
     };
+    report(ctx, job, status).await
+}
+
+/// Applies what FAL says of the job's status: progress, or its end.
+pub async fn report(ctx: &Ctx, job: Job, status: QueueStatus) -> ApiResult<Job> {
     let (next, position) = match status {
         QueueStatus::Completed => {
+            let Some(refs) = job.fal.clone() else { return Ok(job) };
             let outcome = match ctx.timed("fal", ctx.fal.queue_result(&refs)).await {
                 Ok(output) => JobOutcome::Done { image_url: output.image.url, description: output.description },
                 Err(f) if is_transient(&f) => return Ok(job),
@@ -146,13 +152,9 @@ pub async fn poll(ctx: &Ctx, mut job: Job) -> ApiResult<Job> {
         QueueStatus::InProgress => (JobStatus::Processing, None),
         QueueStatus::InQueue { position } => (JobStatus::Queued, position),
     };
-    if (job.status, job.queue_position) != (next, position) {
-        job.status = next;
-        job.queue_position = position;
-        // KV takes one write per key per second: only changes are written.
-        ctx.jobs.put(&job, ctx.now, ctx.config.job_ttl_s).await?;
-    }
-    Ok(job)
+    let progress = JobProgress { id: job.id.clone(), status: next, queue_position: position, now: ctx.now };
+    let state: Option<JobState> = ctx.timed("limiter", ctx.limiter.job_progress(&client_of(&job)?, &progress)).await?;
+    Ok(state.map_or(job, |s| s.job))
 }
 
 /// Cancels at FAL and ends the job as `canceled`, which costs no quota. A
@@ -179,7 +181,46 @@ pub async fn cancel(ctx: &Ctx, job: Job) -> ApiResult<Cancellation> {
     Ok(Cancellation::AlreadyFinished(complete(ctx, job, outcome).await?.into_job()))
 }
 
+/// A job read from KV because the client's object does not have it (it was
+/// created before the object kept jobs, or the object lost its storage). A
+/// copy still unfinished may be stale: D1's row says how it ended.
+pub async fn from_copy(ctx: &Ctx, client: &ClientId, id: &str) -> ApiResult<Option<Job>> {
+    let Some(mut job) = ctx.timed("store", ctx.jobs.get(id)).await? else { return Ok(None) };
+    if job.client_id != client.as_str() || job.status.is_finished() {
+        return Ok(Some(job));
+    }
+    if let Some(row) = crate::store::generations::get_for_job(&ctx.db, client, id).await? {
+        job.finish(&row.outcome_of_job(), row.created_at + row.duration_ms);
+    }
+    Ok(Some(job))
+}
+
 /// Failures that say nothing about the request itself: try again later.
 pub fn is_transient(f: &FalFailure) -> bool {
     matches!(f, FalFailure::Network { .. } | FalFailure::Timeout { .. } | FalFailure::Busy)
+}
+
+fn client_of(job: &Job) -> ApiResult<ClientId> {
+    ClientId::parse(&job.client_id).ok_or_else(|| ApiError::Internal(format!("job {} has a bad client id", job.id)))
+}
+
+/// Writes the job's copy to KV after the response. KV refuses a second write
+/// to a key within a second ("1 write per second" per key:
+/// https://developers.cloudflare.com/kv/platform/limits), which a job that
+/// ends quickly hits; so a refused write is tried again after the window.
+/// Nothing waits for it: the client's object holds the state that counts.
+fn keep_copy(ctx: &Ctx, job: &Job) {
+    let (jobs, job, ttl_s, now) = (ctx.jobs.clone(), job.clone(), ctx.config.job_ttl_s, ctx.now);
+    ctx.in_background(async move {
+        for attempt in 0..3u64 {
+            match jobs.put(&job, now, ttl_s).await {
+                Ok(()) => return,
+                Err(e) if attempt < 2 => {
+                    worker::console_warn!("keeping job {} in KV (attempt {}): {e:?}", job.id, attempt + 1);
+                    Delay::from(Duration::from_millis(1_100)).await;
+                }
+                Err(e) => worker::console_error!("job {} has no KV copy: {e:?}", job.id),
+            }
+        }
+    });
 }

@@ -3,6 +3,7 @@
 //! a job (`jobs`: submit, complete, cancel, poll). Handlers and FAL's webhook
 //! call down into these; nothing here calls up.
 
+pub mod follow;
 pub mod jobs;
 pub mod record;
 pub mod settle;

@@ -46,6 +46,8 @@ pub async fn run(ctx: &Ctx, client_id: &str, generation_id: String, request: &Ge
         cold_start: i64::from(take_cold_start()),
         job_id: None,
         created_at: ctx.now,
+        shopper_id: request.shopper_id.as_ref().map(|s| s.as_str().to_string()),
+        metadata: request.metadata.to_column(),
     };
     ctx.timed("store", record_or_log(ctx, &row)).await;
     SyncGeneration { row, result: call.result }

@@ -4,7 +4,7 @@
 
 use worker::{Headers, Response};
 
-const ALLOWED_HEADERS: &str = "x-api-key, content-type, idempotency-key, authorization";
+const ALLOWED_HEADERS: &str = "x-api-key, content-type, idempotency-key, authorization, x-tryon-shopper, last-event-id";
 const EXPOSED_HEADERS: &str = "ratelimit, ratelimit-policy, x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset, retry-after, location, server-timing";
 
 pub fn preflight(origin: Option<&str>) -> Response {

@@ -11,6 +11,7 @@ use super::idempotency;
 use super::input::GenerationInput;
 use super::respond::json_text;
 use crate::auth::ApiClient;
+use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
 use crate::generation::{settle, sync};
 use crate::limiter::protocol::StoredResponse;
@@ -25,7 +26,20 @@ pub fn reservation_ttl_ms(ctx: &Ctx) -> u64 {
 }
 
 pub async fn run(ctx: &Ctx, client: &ApiClient, input: GenerationInput) -> ApiResult<Response> {
-    let done = sync::run(ctx, client.id.as_str(), input.id, &input.request, input.started).await;
+    // The FAL call, the record and the settlement complete even if the
+    // shopper goes away meanwhile (see `Ctx::detached`): every attempt is a
+    // row, and its reservation is settled at once, not 15 minutes later.
+    let (work, owner) = (ctx.clone(), client.id.clone());
+    let reply = ctx
+        .detached(async move { generate(&work, &owner, input).await })
+        .await
+        .ok_or_else(|| ApiError::Internal("the generation was dropped".into()))?;
+    let reply = reply?;
+    json_text(reply.status, reply.body)
+}
+
+async fn generate(ctx: &Ctx, client: &ClientId, input: GenerationInput) -> ApiResult<StoredResponse> {
+    let done = sync::run(ctx, client.as_str(), input.id, &input.request, input.started).await;
     let reply = done.result.map_err(ApiError::from).map(|output| {
         let body = json!({
             "generation_id": done.row.id,
@@ -39,7 +53,6 @@ pub async fn run(ctx: &Ctx, client: &ApiClient, input: GenerationInput) -> ApiRe
         StoredResponse { status: 200, body: body.to_string(), location: None }
     });
     let completion = idempotency::completion(input.claim.as_ref(), &reply);
-    settle::finish(ctx, &client.id, Some((done.row.id.clone(), done.row.status.into())), completion).await;
-    let reply = reply?;
-    json_text(reply.status, reply.body)
+    settle::finish(ctx, client, Some((done.row.id.clone(), done.row.status.into())), completion).await;
+    reply
 }

@@ -3,30 +3,37 @@
 
 use super::paging::{page_params, split_page};
 use crate::domain::cursor::Cursor;
-use crate::domain::ids::ClientId;
+use crate::domain::api_key::ApiKey;
+use crate::domain::shopper::{Metadata, ShopperId};
 use crate::domain::time::to_rfc3339;
 use crate::error::ApiResult;
-use crate::request::query_pairs;
+use crate::request::{query_pairs, query_value};
 use crate::state::Ctx;
 use crate::store::d1_error;
-use crate::store::generations::{list_for_client, GenerationRow};
+use crate::store::generations::{list_for_client, GenerationRow, KeyGuard};
 use serde_json::{json, Value};
 use worker::{D1PreparedStatement, D1Result, Request, Response};
 
 /// The page asked for; read before the key is checked, so a bad query costs nothing.
 pub struct PageRequest {
-    limit: u32,
-    after: Option<Cursor>,
+    pub limit: u32,
+    pub after: Option<Cursor>,
+    /// `?shopper_id=`: one shopper's history (a shop's server only).
+    pub shopper: Option<ShopperId>,
 }
 
 pub fn page_request(req: &Request) -> ApiResult<PageRequest> {
-    let (limit, after) = page_params(&query_pairs(req)?)?;
-    Ok(PageRequest { limit, after })
+    let query = query_pairs(req)?;
+    let (limit, after) = page_params(&query)?;
+    let shopper = query_value(&query, "shopper_id").map(ShopperId::parse).transpose()?;
+    Ok(PageRequest { limit, after, shopper })
 }
 
-/// The query for one client's page (batched with the key check by dispatch).
-pub fn page_statement(ctx: &Ctx, client: &ClientId, page: &PageRequest) -> ApiResult<Vec<D1PreparedStatement>> {
-    Ok(vec![list_for_client(&ctx.db, client, page.limit + 1, page.after.as_ref())?])
+/// The query for one client's page (batched with the key check by dispatch),
+/// reading nothing unless `key` is one of the client's live keys.
+pub fn page_statement(ctx: &Ctx, key: &ApiKey, page: &PageRequest) -> ApiResult<Vec<D1PreparedStatement>> {
+    let guard = KeyGuard { hash: key.hash().0, now: ctx.now };
+    Ok(vec![list_for_client(&ctx.db, key.client_id(), page.shopper.as_ref(), guard, page.limit + 1, page.after.as_ref())?])
 }
 
 pub fn list(page: PageRequest, results: Vec<D1Result>) -> ApiResult<Response> {
@@ -57,6 +64,8 @@ pub fn public_view(g: &GenerationRow) -> Value {
         "garments_count": g.garments_count,
         "job_id": g.job_id,
         "created_at": to_rfc3339(g.created_at),
+        "shopper_id": g.shopper_id,
+        "metadata": Metadata::from_column(g.metadata.as_deref()),
     })
 }
 

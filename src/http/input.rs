@@ -5,8 +5,10 @@
 use super::idempotency;
 use crate::domain::generation::GenerationRequest;
 use crate::domain::ids::new_id;
+use crate::domain::shopper::ShopperId;
 use crate::error::ApiResult;
 use crate::limiter::protocol::{IdempotencyClaim, ReserveRequest};
+use crate::limiter::quota::ReservationMeta;
 use crate::request::read_json_body;
 use crate::state::Ctx;
 use worker::{Date, Request};
@@ -21,17 +23,29 @@ pub struct GenerationInput {
 }
 
 impl GenerationInput {
-    /// `id_prefix` is `gen` or `job`.
-    pub async fn read(req: &mut Request, ctx: &Ctx, id_prefix: &str) -> ApiResult<Self> {
+    /// `id_prefix` is `gen` or `job`; `shopper` is the shopper a browser
+    /// credential acts for.
+    pub async fn read(req: &mut Request, ctx: &Ctx, id_prefix: &str, shopper: Option<&ShopperId>) -> ApiResult<Self> {
         let started = Date::now().as_millis();
         let body = read_json_body(req, ctx.config.max_body_bytes).await?;
-        let request = GenerationRequest::from_json(&body, &ctx.config.image_policy)?;
+        let mut request = GenerationRequest::from_json(&body, &ctx.config.image_policy)?;
+        if let Some(shopper) = shopper {
+            request = request.for_shopper(shopper)?;
+        }
         let claim = idempotency::claim(req, &body)?;
         Ok(Self { request, claim, id: new_id(id_prefix), started })
     }
 
-    /// What the limiter should hold for this request, and for how long.
-    pub fn reservation(&self, ttl_ms: u64) -> ReserveRequest {
-        ReserveRequest { id: self.id.clone(), ttl_ms }
+    /// What the limiter should hold for this request, and for how long. It
+    /// keeps what the attempt is, so that the attempt is recorded even if
+    /// its request dies first.
+    pub fn reservation(&self, ttl_ms: u64, endpoint: &str) -> ReserveRequest {
+        let meta = ReservationMeta {
+            model: self.request.model.as_str().to_string(),
+            garments_count: self.request.garments.len() as u64,
+            endpoint: endpoint.to_string(),
+            job: self.id.starts_with("job_"),
+        };
+        ReserveRequest { id: self.id.clone(), ttl_ms, meta: Some(meta) }
     }
 }

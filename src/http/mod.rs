@@ -13,11 +13,12 @@ pub mod jobs;
 pub mod paging;
 pub mod rate_limit_headers;
 pub mod respond;
+pub mod shoppers;
 pub mod usage;
 pub mod webhooks;
+pub mod widget;
 
-use crate::auth::{self, Admit, AdminSession};
-use crate::domain::api_key::ApiKey;
+use crate::auth::{self, Admit, AdminSession, Credential};
 use crate::error::{ApiError, ApiResult};
 use crate::request::header;
 use crate::router::{resolve, Access, Route, RouteError};
@@ -67,7 +68,7 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
 /// Checks the route's access, then runs its handler with the principal.
 async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     match access {
-        Access::Public => public(route),
+        Access::Public => public(route, req),
         Access::SameOrigin => {
             auth::require_same_origin(req)?;
             match route {
@@ -85,9 +86,21 @@ async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) ->
             let session = auth::admin_session(req, ctx).await?;
             admin_route(route, req, ctx, &session).await
         }
-        Access::ApiKey => {
-            let key = auth::presented_key(req)?;
-            client_route(route, req, ctx, key).await
+        Access::SecretKey | Access::ClientKey | Access::ShopperKey => {
+            let credential = auth::presented(req, ctx)?;
+            match access {
+                Access::SecretKey => {
+                    credential.secret()?;
+                }
+                Access::ShopperKey if credential.shopper().is_none() => {
+                    return Err(ApiError::forbidden(
+                        "widget_credential_required",
+                        "this endpoint is the widget's (a publishable key or a widget session token); a shop's server reads a shopper's history at GET /api/generations?shopper_id=…",
+                    ))
+                }
+                _ => {}
+            }
+            client_route(route, req, ctx, credential).await
         }
         Access::FalSignature => {
             let delivery = webhooks::verified(req, ctx).await?;
@@ -96,54 +109,77 @@ async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) ->
     }
 }
 
-fn public(route: Route) -> ApiResult<Response> {
+fn public(route: Route, req: &Request) -> ApiResult<Response> {
     match route {
         Route::Health => json(200, &serde_json::json!({ "status": "ok" })),
+        Route::WidgetScript => widget::script(req),
         Route::AdminPage => admin::dashboard::page(),
         Route::AdminAsset(name) => admin::dashboard::static_asset(&name),
         other => Err(misrouted(&other)),
     }
 }
 
-/// Routes of a client's API key. Each obtains its `ApiClient` in the one
-/// round trip it needs: generations take their reservation with it, job
-/// reads run beside it, history reads are batched with it.
-async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, key: ApiKey) -> ApiResult<Response> {
+/// Routes of a client's credentials (its access already checked). Each
+/// obtains its `ApiClient` in the one round trip it needs: generations take
+/// their reservation with it, job reads get the job with it, history reads
+/// are batched with it.
+async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, credential: Credential) -> ApiResult<Response> {
     match route {
         Route::Generate => {
-            let input = GenerationInput::read(req, ctx, "gen").await?;
-            let reserve = input.reservation(generate::reservation_ttl_ms(ctx));
-            match auth::admit(req, ctx, &key, Some(reserve), input.claim.clone()).await? {
+            let input = GenerationInput::read(req, ctx, "gen", credential.shopper()).await?;
+            let reserve = input.reservation(generate::reservation_ttl_ms(ctx), crate::generation::sync::ENDPOINT);
+            match auth::admit(req, ctx, &credential, Some(reserve), input.claim.clone()).await? {
                 Admit::Client(client) => generate::run(ctx, &client, input).await,
                 Admit::Replay(stored) => idempotency::replay(stored),
             }
         }
         Route::CreateJob => {
-            let input = GenerationInput::read(req, ctx, "job").await?;
-            let reserve = input.reservation(jobs::reservation_ttl_ms(ctx));
-            match auth::admit(req, ctx, &key, Some(reserve), input.claim.clone()).await? {
+            let input = GenerationInput::read(req, ctx, "job", credential.shopper()).await?;
+            let reserve = input.reservation(jobs::reservation_ttl_ms(ctx), crate::domain::job::ENDPOINT);
+            match auth::admit(req, ctx, &credential, Some(reserve), input.claim.clone()).await? {
                 Admit::Client(client) => jobs::create(req, ctx, &client, input).await,
                 Admit::Replay(stored) => idempotency::replay(stored),
             }
         }
         Route::GetJob(id) => {
             let id = jobs::checked_id(&id)?;
-            let (client, job) = auth::authenticate_alongside(req, ctx, &key, ctx.timed("store", ctx.jobs.get(id))).await?;
-            jobs::show(ctx, &client, job).await
+            let (client, job) = auth::authenticate_with_job(req, ctx, &credential, jobs::read(ctx, id)).await?;
+            jobs::show(ctx, &client, id, job).await
         }
         Route::CancelJob(id) => {
             let id = jobs::checked_id(&id)?;
-            let (client, job) = auth::authenticate_alongside(req, ctx, &key, ctx.timed("store", ctx.jobs.get(id))).await?;
-            jobs::cancel(ctx, &client, job).await
+            let (client, job) = auth::authenticate_with_job(req, ctx, &credential, jobs::read(ctx, id)).await?;
+            jobs::cancel(ctx, &client, id, job).await
+        }
+        Route::JobEvents(id) => {
+            let id = jobs::checked_id(&id)?;
+            let (client, job) = auth::authenticate_with_job(req, ctx, &credential, jobs::read(ctx, id)).await?;
+            jobs::events(req, ctx, &client, id, job).await
         }
         Route::Usage => {
-            let client = auth::authenticate(req, ctx, &key).await?;
+            let client = auth::authenticate(req, ctx, &credential).await?;
             usage::show(ctx, &client)
         }
         Route::ListGenerations => {
             let page = generations::page_request(req)?;
-            let (_, results) = auth::authenticate_read(req, ctx, &key, |client| generations::page_statement(ctx, client, &page)).await?;
+            let key = credential.secret()?;
+            let (_, results) = auth::authenticate_read(req, ctx, key, |key| generations::page_statement(ctx, key, &page)).await?;
             generations::list(page, results)
+        }
+        Route::WidgetSession => {
+            let request = widget::SessionRequest::read(req).await?;
+            let client = auth::authenticate(req, ctx, &credential).await?;
+            widget::create_session(ctx, &client, request).await
+        }
+        Route::ShopperHistory => {
+            let page = generations::page_request(req)?;
+            let client = auth::authenticate(req, ctx, &credential).await?;
+            shoppers::history(ctx, &client, page).await
+        }
+        Route::EraseShopper(shopper) => {
+            let shopper = shoppers::parse_path(&shopper)?;
+            let client = auth::authenticate(req, ctx, &credential).await?;
+            shoppers::erase(ctx, &client, &shopper).await
         }
         other => Err(misrouted(&other)),
     }
@@ -163,6 +199,7 @@ async fn admin_route(route: Route, req: &mut Request, ctx: &Ctx, session: &Admin
         Route::AdminRevokeKey { client_id, key_id } => clients::revoke_key(ctx, session, &client_id, &key_id).await,
         Route::AdminRotateWebhookSecret(id) => clients::rotate_webhook_secret(ctx, session, &id).await,
         Route::AdminClientMetrics(id) => metrics::client_metrics(ctx, session, &id).await,
+        Route::AdminClientShoppers(id) => metrics::client_shoppers(req, ctx, session, &id).await,
         Route::AdminGenerations => metrics::generations(req, ctx, session).await,
         Route::AdminUsage => usage::month(req, ctx, session).await,
         other => Err(misrouted(&other)),

@@ -4,11 +4,12 @@
 //! ended changes nothing.
 
 use super::respond::json;
-use crate::domain::job::is_job_id;
+use crate::domain::ids::ClientId;
+use crate::domain::job::{is_job_id, Job};
 use crate::error::{ApiError, ApiResult};
 use crate::fal::jwks;
 use crate::fal::webhook::{parse_report, SignedDelivery, VerifyError};
-use crate::generation::jobs::{complete, Completion};
+use crate::generation::jobs::{complete, from_copy, Completion};
 use crate::request::{header, query_pairs, query_value, read_body};
 use crate::state::Ctx;
 use serde_json::json;
@@ -48,9 +49,9 @@ pub async fn fal(req: &Request, ctx: &Ctx, delivery: VerifiedDelivery) -> ApiRes
     }
     let query = query_pairs(req)?;
     let job_id = query_value(&query, "job").filter(|id| is_job_id(id)).ok_or_else(|| ApiError::bad_request("invalid_query", "`job` is missing or malformed"))?;
-    let Some(job) = ctx.jobs.get(job_id).await? else {
-        // KV is eventually consistent: the job written moments ago may not be
-        // visible here yet. FAL retries failed deliveries.
+    let Some(job) = find(ctx, query_value(&query, "client"), job_id).await? else {
+        // KV is eventually consistent: a job written moments ago in another
+        // location may not be visible here yet. FAL retries failed deliveries.
         return Err(ApiError::Unavailable { message: format!("job {job_id} is not visible yet; retry") });
     };
     if job.fal.as_ref().map(|f| f.request_id.as_str()) != Some(report.request_id.as_str()) {
@@ -61,6 +62,19 @@ pub async fn fal(req: &Request, ctx: &Ctx, delivery: VerifiedDelivery) -> ApiRes
     }
     let changed = matches!(complete(ctx, job, report.outcome).await?, Completion::Ended(_));
     json(200, &json!({ "received": true, "changed": changed }))
+}
+
+/// The job, from its client's object (the webhook URL names the client), or
+/// from KV for a job created before webhook URLs named their client.
+async fn find(ctx: &Ctx, client: Option<&str>, job_id: &str) -> ApiResult<Option<Job>> {
+    if let Some(client) = client {
+        let client = ClientId::parse(client).ok_or_else(|| ApiError::bad_request("invalid_query", "`client` is malformed"))?;
+        if let Some(state) = ctx.timed("limiter", ctx.limiter.job(&client, job_id)).await? {
+            return Ok(Some(state.job));
+        }
+        return from_copy(ctx, &client, job_id).await;
+    }
+    ctx.timed("store", ctx.jobs.get(job_id)).await
 }
 
 fn refused(e: VerifyError) -> ApiError {

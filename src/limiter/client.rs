@@ -1,6 +1,10 @@
 //! The worker's side of the limiter objects: one JSON call per decision.
 
-use super::protocol::{AdmitRequest, Decision, LoginReply, LoginRequest, SettleRequest, SyncRequest};
+use super::jobs::JobState;
+use super::protocol::{
+    AdmitRequest, Decision, JobCreate, JobFinish, JobFinished, JobGet, JobProgress, JobSubscribe, LoginReply, LoginRequest, SettleRequest,
+    ShopperErase, SyncRequest, FOLLOW_HEADER,
+};
 use super::snapshot::ClientSnapshot;
 use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +34,42 @@ impl Limiter {
         Ok(())
     }
 
+    pub async fn create_job(&self, client: &ClientId, request: &JobCreate) -> ApiResult<JobState> {
+        call(&self.namespace, client.as_str(), "/jobs/create", request).await
+    }
+
+    pub async fn job(&self, client: &ClientId, id: &str) -> ApiResult<Option<JobState>> {
+        call(&self.namespace, client.as_str(), "/jobs/get", &JobGet { id: id.to_string() }).await
+    }
+
+    pub async fn job_progress(&self, client: &ClientId, request: &JobProgress) -> ApiResult<Option<JobState>> {
+        call(&self.namespace, client.as_str(), "/jobs/progress", request).await
+    }
+
+    pub async fn finish_job(&self, client: &ClientId, request: &JobFinish) -> ApiResult<JobFinished> {
+        call(&self.namespace, client.as_str(), "/jobs/finish", request).await
+    }
+
+    /// The job's status stream (a streaming response), and whether this
+    /// caller was chosen to follow FAL's own status stream for it. `None`
+    /// when the object does not have the job.
+    pub async fn subscribe(&self, client: &ClientId, request: &JobSubscribe) -> ApiResult<Option<(worker::Response, bool)>> {
+        let response = send(&self.namespace, client.as_str(), "/jobs/subscribe", request).await?;
+        match response.status_code() {
+            200 => {
+                let follow = response.headers().get(FOLLOW_HEADER).ok().flatten().as_deref() == Some("1");
+                Ok(Some((response, follow)))
+            }
+            404 => Ok(None),
+            status => Err(ApiError::Internal(format!("limiter /jobs/subscribe answered {status}"))),
+        }
+    }
+
+    /// Forgets a shopper's live jobs and counters; returns the ids of the jobs.
+    pub async fn erase_shopper(&self, client: &ClientId, shopper: &str) -> ApiResult<Vec<String>> {
+        call(&self.namespace, client.as_str(), "/shoppers/erase", &ShopperErase { shopper_id: shopper.to_string() }).await
+    }
+
     /// Replaces the object's copy of the client (after any admin change).
     pub async fn sync(&self, snapshot: ClientSnapshot) -> ApiResult<()> {
         let name = snapshot.client_id.clone();
@@ -55,17 +95,21 @@ impl LoginLimiter {
 }
 
 async fn call<T: DeserializeOwned>(namespace: &ObjectNamespace, object: &str, path: &str, body: &impl Serialize) -> ApiResult<T> {
-    let stub = namespace.id_from_name(object)?.get_stub()?;
-    let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
-    let request = Request::new_with_init(&format!("https://limiter{path}"), &init)?;
-    let response = stub.fetch_with_request(request).await?;
+    let response = send(namespace, object, path, body).await?;
     let status = response.status_code();
     let text = body_text(response).await?;
     if status != 200 {
         return Err(ApiError::Internal(format!("limiter {path} answered {status}: {text}")));
     }
     Ok(serde_json::from_str(&text)?)
+}
+
+async fn send(namespace: &ObjectNamespace, object: &str, path: &str, body: &impl Serialize) -> ApiResult<worker::Response> {
+    let stub = namespace.id_from_name(object)?.get_stub()?;
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&serde_json::to_string(body)?)));
+    let request = Request::new_with_init(&format!("https://limiter{path}"), &init)?;
+    Ok(stub.fetch_with_request(request).await?)
 }

@@ -6,6 +6,7 @@
 //! - `bucket`: the rate algorithm (the only file to change it).
 //! - `quota`: monthly reservations, charged once; the concurrency cap.
 //! - `idempotency`: `Idempotency-Key` ordering decisions.
+//! - `jobs`: live job state (forward-only status, versions, FAL leases).
 //! - `snapshot`: the client's copy of D1 and the access check.
 //! - `login`: admin login throttling.
 //! - `protocol`: the wire messages; `schema`: the objects' SQLite schemas.
@@ -15,6 +16,7 @@ pub mod admission;
 pub mod bucket;
 pub mod client;
 pub mod idempotency;
+pub mod jobs;
 pub mod login;
 pub mod login_object;
 pub mod object;
@@ -22,3 +24,5 @@ pub mod protocol;
 pub mod quota;
 pub mod schema;
 pub mod snapshot;
+pub mod streams;
+pub mod widget;

@@ -1,18 +1,28 @@
 //! The `RateLimiter` Durable Object, one per client (named by client id):
 //! load the state, apply a pure decision to it, persist what changed. The
-//! decisions live beside it (`admission`, `bucket`, `quota`, `idempotency`);
-//! D1 stays the system of record and the object rebuilds its copy of the
-//! client from it when its own storage is empty.
+//! decisions live beside it (`admission`, `bucket`, `quota`, `idempotency`,
+//! `jobs`); D1 stays the system of record and the object rebuilds its copy
+//! of the client from it when its own storage is empty. It also keeps the
+//! client's live jobs, whose changes it pushes to status streams (`streams`).
 
 use super::admission::LimiterState;
 use super::bucket::Bucket;
 use super::idempotency::{check_idempotency, lock_ttl_ms, IdempotencyCheck, IdempotencyRecord, IDEMPOTENCY_RETENTION_MS};
-use super::protocol::{AdmitRequest, Decision, IdempotencyCompletion, Refusal, SettleRequest, StoredResponse, SyncRequest};
-use super::quota::{charge_once, Quota, Reservation, Settlement};
+use super::jobs::{JobState, LiveJob};
+use super::protocol::{
+    AdmitRequest, Decision, IdempotencyCompletion, JobCreate, JobFinish, JobFinished, JobGet, JobProgress, JobRead, JobSubscribe,
+    Refusal, SettleRequest, ShopperErase, StoredResponse, SyncRequest, FOLLOW_HEADER,
+};
+use super::quota::{charge_once, Quota, Reservation, ReservationMeta, Settlement};
 use super::schema;
 use super::snapshot::ClientSnapshot;
+use super::streams::Streams;
+use super::widget::ShopperUsage;
+use crate::domain::time::DAY_MS;
 use crate::domain::ids::ClientId;
+use crate::domain::job::{generation_id_of, JobOutcome};
 use crate::store;
+use crate::store::generations::{GenerationRow, Outcome};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::cell::{Cell, RefCell};
@@ -31,14 +41,15 @@ pub struct RateLimiter {
     cache: RefCell<Option<LimiterState>>,
     /// The alarm this object last set, so the hot path does not ask storage.
     alarm_at: Cell<Option<u64>>,
+    /// Whether the tables exist (`None`: not looked at yet). Created on the
+    /// first write; an object that only ever refuses never touches storage.
+    schema_ready: Cell<Option<bool>>,
+    streams: Streams,
 }
 
 impl DurableObject for RateLimiter {
     fn new(state: State, env: Env) -> Self {
-        if let Err(e) = schema::migrate(&state.storage().sql(), schema::RATE_LIMITER) {
-            worker::console_error!("limiter schema: {e}");
-        }
-        Self { state, env, cache: RefCell::new(None), alarm_at: Cell::new(None) }
+        Self { state, env, cache: RefCell::new(None), alarm_at: Cell::new(None), schema_ready: Cell::new(None), streams: Streams::default() }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -46,7 +57,10 @@ impl DurableObject for RateLimiter {
             "/admit" => {
                 let admit: AdmitRequest = body(&mut req).await?;
                 self.ensure_fresh(admit.now).await?;
-                let decision = self.admit(&admit)?;
+                let mut decision = self.admit(&admit)?;
+                if let (Decision::Admitted(admission), Some(read)) = (&mut decision, &admit.job) {
+                    admission.job = self.read_job(read, admit.now)?;
+                }
                 self.schedule_alarm(0).await?;
                 Response::from_json(&decision)
             }
@@ -65,13 +79,45 @@ impl DurableObject for RateLimiter {
                 self.update(|s| s.apply_snapshot(sync.snapshot))?;
                 Response::from_json(&serde_json::json!({ "synced": true }))
             }
+            "/jobs/create" => {
+                let create: JobCreate = body(&mut req).await?;
+                let live = LiveJob::new(create.job, create.ttl_ms);
+                self.put_job(&live)?;
+                self.schedule_alarm(0).await?;
+                Response::from_json(&live.state(false))
+            }
+            "/jobs/get" => {
+                let get: JobGet = body(&mut req).await?;
+                Response::from_json(&self.job(&get.id)?.map(|j| j.state(false)))
+            }
+            "/jobs/progress" => {
+                let progress: JobProgress = body(&mut req).await?;
+                let state = self.change_job(&progress.id, |live| {
+                    live.renew_follow_lease(progress.now);
+                    live.progress(progress.status, progress.queue_position)
+                })?;
+                Response::from_json(&state)
+            }
+            "/jobs/finish" => {
+                let finish: JobFinish = body(&mut req).await?;
+                Response::from_json(&self.finish_job(&finish)?)
+            }
+            "/shoppers/erase" => {
+                let erase: ShopperErase = body(&mut req).await?;
+                Response::from_json(&self.erase_shopper(&erase.shopper_id)?)
+            }
+            "/jobs/subscribe" => {
+                let subscribe: JobSubscribe = body(&mut req).await?;
+                self.subscribe(&subscribe)
+            }
             _ => Response::error("unknown limiter call", 404),
         }
     }
 
     /// Settles reservations a worker never settled (it crashed, or its
     /// settle call was lost): charged if D1 has their successful generation,
-    /// released otherwise.
+    /// released otherwise — and an attempt that D1 has no row for at all
+    /// gets one, so every attempt is recorded. Forgets expired jobs.
     async fn alarm(&self) -> Result<Response> {
         self.alarm_at.set(None);
         let now = Date::now().as_millis();
@@ -80,23 +126,27 @@ impl DurableObject for RateLimiter {
         if !due.is_empty() {
             let db = crate::bindings::database(&self.env)?;
             for reservation in due {
-                // A reservation outlives its request (its TTL is longer than the
-                // FAL timeout), so by now the generation is recorded or never will be.
-                let outcome = match store::generations::outcome_of(&db, &reservation.id).await {
-                    Ok(Some(true)) => Settlement::Success,
-                    Ok(Some(false) | None) => Settlement::Released,
+                match self.reconcile(&db, &reservation, now).await {
+                    Ok(outcome) => self.settle(&reservation.id, outcome, now)?,
                     Err(e) => {
                         worker::console_warn!("limiter reconciliation: {e:?}");
                         retry_later = true;
                         continue;
                     }
-                };
-                self.settle(&reservation.id, outcome, now)?;
+                }
                 // A request that died holding an idempotency key gives it up.
                 self.exec("DELETE FROM idempotency WHERE reservation = ? AND status IS NULL", vec![reservation.id.as_str().into()])?;
             }
         }
-        self.exec("DELETE FROM settled WHERE at_ms < ?", vec![millis(now.saturating_sub(SETTLED_MEMORY_MS))])?;
+        if self.storage_ready()? {
+            self.exec("DELETE FROM settled WHERE at_ms < ?", vec![millis(now.saturating_sub(SETTLED_MEMORY_MS))])?;
+            // Yesterday's shoppers have nothing left to count.
+            self.exec("DELETE FROM shoppers WHERE day < ?", vec![millis(now / DAY_MS)])?;
+            if let Err(e) = self.forget_expired_jobs(now).await {
+                worker::console_warn!("expiring jobs: {e:?}");
+                retry_later = true;
+            }
+        }
         self.schedule_alarm(if retry_later { RECONCILE_RETRY_MS } else { 0 }).await?;
         Response::ok("reconciled")
     }
@@ -126,6 +176,7 @@ struct ReservationRow {
     created_ms: u64,
     expires_ms: u64,
     stale: i64,
+    meta: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -143,16 +194,57 @@ struct IdempotencyRow {
     expires_ms: u64,
 }
 
+#[derive(Deserialize)]
+struct ShopperRow {
+    day: u64,
+    attempts: u64,
+    tokens: Option<f64>,
+    updated_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct JobRow {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct ExpiryRow {
+    expires_ms: u64,
+}
+
 impl RateLimiter {
     fn sql(&self) -> SqlStorage {
         self.state.storage().sql()
     }
 
+    /// Whether this object has stored anything: looked at once, on the first
+    /// storage access; an object with tables is brought up to date then.
+    fn storage_ready(&self) -> Result<bool> {
+        if let Some(ready) = self.schema_ready.get() {
+            return Ok(ready);
+        }
+        let sql = self.sql();
+        let ready = !schema::is_blank(&sql)?;
+        if ready {
+            schema::migrate(&sql, schema::RATE_LIMITER)?;
+        }
+        self.schema_ready.set(Some(ready));
+        Ok(ready)
+    }
+
     fn rows<T: DeserializeOwned>(&self, query: &str, args: Vec<SqlStorageValue>) -> Result<Vec<T>> {
+        if !self.storage_ready()? {
+            return Ok(Vec::new());
+        }
         self.sql().exec(query, Some(args))?.to_array()
     }
 
+    /// Every write goes through here: the first one creates the tables.
     fn exec(&self, query: &str, args: Vec<SqlStorageValue>) -> Result<()> {
+        if !self.storage_ready()? {
+            schema::migrate(&self.sql(), schema::RATE_LIMITER)?;
+            self.schema_ready.set(Some(true));
+        }
         self.sql().exec(query, Some(args)).map(|_| ())
     }
 
@@ -171,17 +263,29 @@ impl RateLimiter {
             .into_iter()
             .next()
             .map(|b| Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
+        let widget_bucket = self
+            .rows::<BucketRow>("SELECT tokens, updated_ms FROM widget_bucket WHERE id = 1", vec![])?
+            .into_iter()
+            .next()
+            .map(|b| Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
         let committed = self
             .rows::<CommittedRow>("SELECT month, count FROM committed", vec![])?
             .into_iter()
             .map(|r| (r.month, r.count))
             .collect();
         let reservations = self
-            .rows::<ReservationRow>("SELECT id, month, created_ms, expires_ms, stale FROM reservations", vec![])?
+            .rows::<ReservationRow>("SELECT id, month, created_ms, expires_ms, stale, meta FROM reservations", vec![])?
             .into_iter()
-            .map(|r| Reservation { id: r.id, month: r.month, created_ms: r.created_ms, expires_ms: r.expires_ms, stale: r.stale != 0 })
+            .map(|r| Reservation {
+                id: r.id,
+                month: r.month,
+                created_ms: r.created_ms,
+                expires_ms: r.expires_ms,
+                stale: r.stale != 0,
+                meta: r.meta.and_then(|m| serde_json::from_str(&m).ok()),
+            })
             .collect();
-        let state = LimiterState { snapshot, bucket, quota: Quota { committed, reservations } };
+        let state = LimiterState { snapshot, bucket, widget_bucket, quota: Quota { committed, reservations } };
         *self.cache.borrow_mut() = Some(state.clone());
         Ok(state)
     }
@@ -198,15 +302,20 @@ impl RateLimiter {
     }
 
     fn persist(&self, before: &LimiterState, after: &LimiterState) -> Result<()> {
-        if before.snapshot != after.snapshot {
-            if let Some(s) = &after.snapshot {
-                let body = serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?;
-                self.exec("INSERT OR REPLACE INTO snapshot (id, body) VALUES (1, ?)", vec![body.into()])?;
-            }
+        // A client D1 does not know is kept in memory only: forged keys naming
+        // made-up clients must not grow storage.
+        if let Some(s) = after.snapshot.as_ref().filter(|s| s.exists && before.snapshot.as_ref() != Some(s)) {
+            let body = serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            self.exec("INSERT OR REPLACE INTO snapshot (id, body) VALUES (1, ?)", vec![body.into()])?;
         }
         if before.bucket != after.bucket {
             if let Some(b) = after.bucket {
                 self.exec("INSERT OR REPLACE INTO bucket (id, tokens, updated_ms) VALUES (1, ?, ?)", vec![b.tokens.into(), millis(b.updated_ms)])?;
+            }
+        }
+        if before.widget_bucket != after.widget_bucket {
+            if let Some(b) = after.widget_bucket {
+                self.exec("INSERT OR REPLACE INTO widget_bucket (id, tokens, updated_ms) VALUES (1, ?, ?)", vec![b.tokens.into(), millis(b.updated_ms)])?;
             }
         }
         let (was, now) = (&before.quota, &after.quota);
@@ -222,9 +331,10 @@ impl RateLimiter {
         }
         for r in &now.reservations {
             if was.reservations.iter().find(|b| b.id == r.id) != Some(r) {
+                let meta = r.meta.as_ref().and_then(|m| serde_json::to_string(m).ok());
                 self.exec(
-                    "INSERT OR REPLACE INTO reservations (id, month, created_ms, expires_ms, stale) VALUES (?, ?, ?, ?, ?)",
-                    vec![r.id.as_str().into(), r.month.as_str().into(), millis(r.created_ms), millis(r.expires_ms), i64::from(r.stale).into()],
+                    "INSERT OR REPLACE INTO reservations (id, month, created_ms, expires_ms, stale, meta) VALUES (?, ?, ?, ?, ?, ?)",
+                    vec![r.id.as_str().into(), r.month.as_str().into(), millis(r.created_ms), millis(r.expires_ms), i64::from(r.stale).into(), meta.into()],
                 )?;
             }
         }
@@ -237,7 +347,7 @@ impl RateLimiter {
     /// the key remembered.
     fn admit(&self, admit: &AdmitRequest) -> Result<Decision> {
         let Some(claim) = &admit.idempotency else {
-            return self.update(|s| s.admit(admit));
+            return self.admit_counting_shopper(admit);
         };
         let state = self.load()?;
         if let Err(refusal) = state.check_access(admit) {
@@ -264,7 +374,7 @@ impl RateLimiter {
             IdempotencyCheck::Mismatch => Decision::Refused { refusal: Refusal::IdempotencyMismatch, limits },
             IdempotencyCheck::InProgress => Decision::Refused { refusal: Refusal::IdempotencyInProgress, limits },
             IdempotencyCheck::Proceed => {
-                let decision = self.update(|s| s.admit(admit))?;
+                let decision = self.admit_counting_shopper(admit)?;
                 if matches!(decision, Decision::Admitted(_)) {
                     let reservation = admit.reserve.as_ref().map(|r| r.id.as_str());
                     let lock_ms = lock_ttl_ms(admit.reserve.as_ref().map(|r| r.ttl_ms));
@@ -282,6 +392,39 @@ impl RateLimiter {
                 decision
             }
         })
+    }
+
+    /// The decision, with the shopper's usage loaded and stored around it when
+    /// a browser request reserves a generation.
+    fn admit_counting_shopper(&self, admit: &AdmitRequest) -> Result<Decision> {
+        let shopper = admit.shopper_id.as_deref().filter(|_| admit.reserve.is_some());
+        let Some(shopper) = shopper else {
+            return self.update(|s| s.admit(admit, &mut ShopperUsage::default()));
+        };
+        let before = self.shopper_usage(shopper)?;
+        let mut usage = before.clone();
+        let decision = self.update(|s| s.admit(admit, &mut usage))?;
+        if usage != before {
+            let (tokens, updated) = usage.bucket.map_or((None, None), |b| (Some(b.tokens), Some(b.updated_ms)));
+            self.exec(
+                "INSERT OR REPLACE INTO shoppers (id, day, attempts, tokens, updated_ms) VALUES (?, ?, ?, ?, ?)",
+                vec![shopper.into(), millis(usage.day), millis(usage.attempts), tokens.into(), updated.map(millis).unwrap_or(SqlStorageValue::Null)],
+            )?;
+        }
+        Ok(decision)
+    }
+
+    fn shopper_usage(&self, shopper: &str) -> Result<ShopperUsage> {
+        Ok(self
+            .rows::<ShopperRow>("SELECT day, attempts, tokens, updated_ms FROM shoppers WHERE id = ?", vec![shopper.into()])?
+            .into_iter()
+            .next()
+            .map(|r| ShopperUsage {
+                day: r.day,
+                attempts: r.attempts,
+                bucket: r.tokens.zip(r.updated_ms).map(|(tokens, updated_ms)| Bucket { tokens, updated_ms }),
+            })
+            .unwrap_or_default())
     }
 
     /// Charges a success once per id, however many times it is reported.
@@ -307,37 +450,81 @@ impl RateLimiter {
         }
     }
 
+    /// How an expired reservation ends: from its D1 row; or, when D1 has
+    /// none, by writing one — unless it is a job still alive here, which may
+    /// yet finish (a success that arrives later is still charged once).
+    async fn reconcile(&self, db: &worker::D1Database, reservation: &Reservation, now: u64) -> crate::error::ApiResult<Settlement> {
+        // A reservation outlives its request (its TTL is longer than the FAL
+        // timeout), so by now the generation is recorded or never will be.
+        match store::generations::outcome_of(db, &reservation.id).await? {
+            Some(true) => return Ok(Settlement::Success),
+            Some(false) => return Ok(Settlement::Released),
+            None => {}
+        }
+        let alive = self.job(&reservation.id).ok().flatten().is_some_and(|j| !j.job.status.is_finished());
+        if let (Some(meta), false) = (&reservation.meta, alive) {
+            let row = abandoned_row(self.client_id().as_deref().unwrap_or_default(), reservation, meta, now);
+            store::generations::record(db, &row).await?;
+        }
+        Ok(Settlement::Released)
+    }
+
+    fn client_id(&self) -> Option<String> {
+        self.state.id().name()
+    }
+
     /// Loads the client from D1 when this object has never seen it, or when
-    /// its copy is older than the safety-net age.
+    /// its copy is older than the safety-net age. An object just started asks
+    /// D1 before its own storage: for a client D1 does not know (a forged key
+    /// naming a made-up client), storage is never touched at all.
     async fn ensure_fresh(&self, now: u64) -> Result<()> {
-        let state = self.load()?;
-        if !state.snapshot.as_ref().is_none_or(|s| s.is_stale(now)) {
+        let cold = self.cache.borrow().is_none();
+        if !cold && !self.load()?.snapshot.as_ref().is_none_or(|s| s.is_stale(now)) {
             return Ok(());
         }
-        let Some(client) = self.state.id().name().and_then(|name| ClientId::parse(&name)) else {
+        let Some(client) = self.client_id().and_then(|name| ClientId::parse(&name)) else {
             return Ok(());
         };
         let db = crate::bindings::database(&self.env)?;
         let limits = store::clients::limits_of(&db, &client, now).await.map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
+        if cold && limits.row.is_none() && self.cache.borrow().is_none() {
+            let missing = ClientSnapshot::missing(client.as_str(), now);
+            *self.cache.borrow_mut() = Some(LimiterState { snapshot: Some(missing), ..LimiterState::default() });
+            return Ok(());
+        }
         let used_this_month = limits.used_this_month;
         let snapshot = ClientSnapshot::from_store(client.as_str(), limits, now);
         let month = crate::domain::time::month_key(now);
         self.update(|s| {
             // First sight of this client (or lost storage): D1's count of this
             // month's successes is where the quota stands.
-            if s.snapshot.is_none() && !s.quota.committed.contains_key(&month) && used_this_month > 0 {
+            if s.snapshot.is_none() && snapshot.exists && !s.quota.committed.contains_key(&month) && used_this_month > 0 {
                 s.quota.committed.insert(month, used_this_month);
             }
             s.apply_snapshot(snapshot);
         })
     }
 
-    /// Keeps one alarm set for the earliest reservation expiry (at least
-    /// `min_offset_ms` away). An alarm already due earlier is left alone, so
-    /// most requests touch no alarm at all.
+    /// Keeps one alarm set for the earliest reservation or job expiry (at
+    /// least `min_offset_ms` away). An alarm already due earlier is left
+    /// alone, so most requests touch no alarm at all.
     async fn schedule_alarm(&self, min_offset_ms: i64) -> Result<()> {
-        let Some(next) = self.load()?.quota.next_expiry() else {
-            return Ok(());
+        let next_reservation = self.load()?.quota.next_expiry();
+        // Jobs are only looked for in storage already open: an object that
+        // has touched no storage has none.
+        let next_job = match self.schema_ready.get() {
+            Some(true) => self
+                .rows::<ExpiryRow>("SELECT MIN(expires_ms) AS expires_ms FROM jobs WHERE expires_ms IS NOT NULL", vec![])
+                .ok()
+                .and_then(|r| r.first().map(|e| e.expires_ms)),
+            _ => None,
+        };
+        let next = match (next_reservation, next_job) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(t) => t,
+                None => return Ok(()),
+            },
         };
         let now = Date::now().as_millis() as i64;
         let offset = (next as i64 - now).max(min_offset_ms);
@@ -358,6 +545,144 @@ impl RateLimiter {
         storage.set_alarm(offset).await?;
         self.alarm_at.set(Some(target));
         Ok(())
+    }
+
+    // ---- live jobs ----
+
+    /// Deletes the shopper's live jobs and counters; returns the jobs' ids.
+    fn erase_shopper(&self, shopper: &str) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct IdRow {
+            id: String,
+        }
+        let ids: Vec<String> = self
+            .rows::<IdRow>("SELECT id FROM jobs WHERE json_extract(body, '$.job.shopper_id') = ?", vec![shopper.into()])?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        if self.storage_ready()? {
+            self.exec("DELETE FROM jobs WHERE json_extract(body, '$.job.shopper_id') = ?", vec![shopper.into()])?;
+            self.exec("DELETE FROM shoppers WHERE id = ?", vec![shopper.into()])?;
+        }
+        Ok(ids)
+    }
+
+    /// Jobs past their lifetime are forgotten; one that never ended is
+    /// recorded as failed first (unless D1 already has its row), so that
+    /// every attempt is a row.
+    async fn forget_expired_jobs(&self, now: u64) -> crate::error::ApiResult<()> {
+        let expired: Vec<LiveJob> = self
+            .rows::<JobRow>("SELECT body FROM jobs WHERE expires_ms <= ?", vec![millis(now)])?
+            .into_iter()
+            .filter_map(|r| serde_json::from_str(&r.body).ok())
+            .collect();
+        if expired.iter().any(|j| !j.job.status.is_finished()) {
+            let db = crate::bindings::database(&self.env)?;
+            for live in expired.iter().filter(|j| !j.job.status.is_finished()) {
+                let outcome = JobOutcome::Failed { error: "no result from FAL within the job's lifetime".into() };
+                store::generations::record(&db, &GenerationRow::of_job(&live.job, &outcome, now)).await?;
+                self.settle(&live.job.id, Settlement::Released, now)?;
+            }
+        }
+        self.exec("DELETE FROM jobs WHERE expires_ms <= ?", vec![millis(now)])?;
+        Ok(())
+    }
+
+    fn job(&self, id: &str) -> Result<Option<LiveJob>> {
+        Ok(self
+            .rows::<JobRow>("SELECT body FROM jobs WHERE id = ?", vec![id.into()])?
+            .into_iter()
+            .next()
+            .and_then(|r| serde_json::from_str(&r.body).ok()))
+    }
+
+    fn put_job(&self, live: &LiveJob) -> Result<()> {
+        let body = serde_json::to_string(live).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        self.exec(
+            "INSERT OR REPLACE INTO jobs (id, body, expires_ms) VALUES (?, ?, ?)",
+            vec![live.job.id.as_str().into(), body.into(), millis(live.expires_ms)],
+        )
+    }
+
+    /// Applies `change` to the job; persists it and tells its streams when
+    /// the change is visible. `None` when the object does not have the job.
+    fn change_job(&self, id: &str, change: impl FnOnce(&mut LiveJob) -> bool) -> Result<Option<JobState>> {
+        let Some(mut live) = self.job(id)? else { return Ok(None) };
+        let visible = change(&mut live);
+        self.put_job(&live)?;
+        if visible {
+            self.streams.publish(&live);
+        }
+        Ok(Some(live.state(false)))
+    }
+
+    /// The job for a reader admitted with its request, choosing it to ask FAL
+    /// when the job is due for that and nobody is following FAL's stream.
+    fn read_job(&self, read: &JobRead, now: u64) -> Result<Option<JobState>> {
+        let Some(mut live) = self.job(&read.id)?.filter(|j| j.expires_ms > now) else { return Ok(None) };
+        let poll = live.follow_until <= now && live.take_poll_lease(now, read.poll_after_ms);
+        if poll {
+            self.put_job(&live)?;
+        }
+        Ok(Some(live.state(poll)))
+    }
+
+    /// Ends the job (once) and settles its reservation, in one call.
+    fn finish_job(&self, finish: &JobFinish) -> Result<JobFinished> {
+        let mut ended_now = false;
+        let job = self.change_job(&finish.id, |live| {
+            ended_now = live.finish(&finish.outcome, finish.now);
+            ended_now
+        })?;
+        let outcome = match &finish.outcome {
+            JobOutcome::Done { .. } => Outcome::Success,
+            JobOutcome::Failed { .. } => Outcome::Error,
+            JobOutcome::Canceled => Outcome::Canceled,
+        };
+        // Settling is charge-once per id, so repeating it is harmless; the
+        // object settles even a job it no longer has (created before it kept jobs).
+        self.settle(&finish.id, outcome.into(), finish.now)?;
+        Ok(JobFinished { job, ended_now })
+    }
+
+    /// A status stream of the job: its current state at once (if newer than
+    /// what the subscriber saw), then every change, until it ends.
+    fn subscribe(&self, subscribe: &JobSubscribe) -> Result<Response> {
+        let Some(mut live) = self.job(&subscribe.id)? else {
+            return Response::error("no such job", 404);
+        };
+        let follow = live.take_follow_lease(subscribe.now);
+        if follow {
+            self.put_job(&live)?;
+        }
+        let stream = self.streams.open(&live, subscribe.last_event_id, subscribe.max_ms);
+        let mut response = Response::from_stream(stream)?;
+        let headers = response.headers_mut();
+        headers.set("content-type", "text/event-stream; charset=utf-8")?;
+        headers.set(FOLLOW_HEADER, if follow { "1" } else { "0" })?;
+        Ok(response)
+    }
+}
+
+/// The row of an attempt whose request died before recording it.
+fn abandoned_row(client_id: &str, reservation: &Reservation, meta: &ReservationMeta, now: u64) -> GenerationRow {
+    let (id, job_id) = if meta.job { (generation_id_of(&reservation.id), Some(reservation.id.clone())) } else { (reservation.id.clone(), None) };
+    GenerationRow {
+        id,
+        client_id: client_id.to_string(),
+        model: meta.model.clone(),
+        status: Outcome::Error,
+        endpoint: meta.endpoint.clone(),
+        duration_ms: now.saturating_sub(reservation.created_ms),
+        fal_duration_ms: None,
+        image_url: None,
+        error: Some("the request ended before the attempt was recorded (the client disconnected or the worker stopped)".into()),
+        garments_count: meta.garments_count,
+        cold_start: 0,
+        job_id,
+        created_at: reservation.created_ms,
+        shopper_id: None,
+        metadata: None,
     }
 }
 

@@ -3,13 +3,23 @@
 //! here must stay readable by the previous version: add fields with serde
 //! defaults, never rename or remove one in the same release.
 
-use super::quota::Settlement;
+use super::jobs::JobState;
+use super::quota::{ReservationMeta, Settlement};
+pub use super::snapshot::Credential;
 use super::snapshot::ClientSnapshot;
+use crate::domain::job::{Job, JobOutcome, JobStatus};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct AdmitRequest {
+    /// SHA-256 of the key (empty for a widget token).
     pub key_hash: String,
+    #[serde(default)]
+    pub credential: Credential,
+    /// The shopper a browser credential acts for: their generations count
+    /// against the widget's and the shopper's own limits.
+    #[serde(default)]
+    pub shopper_id: Option<String>,
     pub origin: Option<String>,
     pub now: u64,
     /// Present for generation requests: reserve a unit of quota and a
@@ -18,12 +28,26 @@ pub struct AdmitRequest {
     /// Present when the request carries an `Idempotency-Key`.
     #[serde(default)]
     pub idempotency: Option<IdempotencyClaim>,
+    /// Present when the request reads one of the client's jobs: the job
+    /// comes back with the admission, in the same round trip.
+    #[serde(default)]
+    pub job: Option<JobRead>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ReserveRequest {
     pub id: String,
     pub ttl_ms: u64,
+    /// What the attempt is, so that one whose request died can still be recorded.
+    #[serde(default)]
+    pub meta: Option<ReservationMeta>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JobRead {
+    pub id: String,
+    /// After this long without a webhook, a reader may be chosen to ask FAL.
+    pub poll_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -47,6 +71,10 @@ pub enum Refusal {
     InvalidApiKey,
     ClientInactive,
     OriginNotAllowed,
+    OriginRequired,
+    WidgetRateLimited { retry_after_s: u64 },
+    ShopperRateLimited { retry_after_s: u64 },
+    ShopperDailyLimit { retry_after_s: u64 },
     IdempotencyMismatch,
     IdempotencyInProgress,
     RateLimited { retry_after_s: u64 },
@@ -86,6 +114,9 @@ pub struct ClientView {
 pub struct Admission {
     pub client: ClientView,
     pub limits: LimitStatus,
+    /// The job asked for with `AdmitRequest::job`, if the client has it.
+    #[serde(default)]
+    pub job: Option<JobState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +149,63 @@ pub struct IdempotencyCompletion {
 pub struct SyncRequest {
     pub snapshot: ClientSnapshot,
 }
+
+/// A job FAL accepted: the object keeps it until `ttl_ms` after its creation.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobCreate {
+    pub job: Job,
+    pub ttl_ms: u64,
+}
+
+/// What FAL says about a running job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub id: String,
+    pub status: JobStatus,
+    pub queue_position: Option<u64>,
+    pub now: u64,
+}
+
+/// How a job ended; also settles its reservation (charged once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobFinish {
+    pub id: String,
+    pub outcome: JobOutcome,
+    pub now: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobFinished {
+    /// The job as it now stands, if the object has it.
+    pub job: Option<JobState>,
+    /// Whether this call ended it (only that caller tells the client's back end).
+    pub ended_now: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobGet {
+    pub id: String,
+}
+
+/// Opens a status stream: events newer than `last_event_id`, until the job
+/// ends or `max_ms` passes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct JobSubscribe {
+    pub id: String,
+    pub last_event_id: Option<u64>,
+    pub now: u64,
+    pub max_ms: u64,
+}
+
+/// Forget a shopper (the right to erasure): their live jobs and counters.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ShopperErase {
+    pub shopper_id: String,
+}
+
+/// The response header by which `subscribe` tells the caller to follow FAL's
+/// status stream for the job (everyone else only listens).
+pub const FOLLOW_HEADER: &str = "x-follow-fal";
 
 /// Admin login throttling: ask whether a login may be tried, or record a failure.
 #[derive(Debug, Serialize, Deserialize)]

@@ -10,6 +10,19 @@ use crate::domain::time::{month_bounds, month_key};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What an attempt is, kept with its reservation: if the request dies before
+/// recording it (the client went away, the isolate was stopped), the object
+/// can still write its row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationMeta {
+    pub model: String,
+    pub garments_count: u64,
+    /// The route it came in on (`/api/images/generate`, `/api/jobs`).
+    pub endpoint: String,
+    /// A job's reservation is named by the job id, a sync one by the generation id.
+    pub job: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
     pub id: String,
@@ -19,6 +32,8 @@ pub struct Reservation {
     pub expires_ms: u64,
     /// Expired by a request's clock, waiting for the alarm to settle it from D1.
     pub stale: bool,
+    #[serde(default)]
+    pub meta: Option<ReservationMeta>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +88,7 @@ impl Quota {
     }
 
     /// Holds a unit and a slot under `id` until `now + ttl_ms` (idempotent per id).
-    pub fn reserve(&mut self, id: &str, ttl_ms: u64, now: u64) {
+    pub fn reserve(&mut self, id: &str, ttl_ms: u64, now: u64, meta: Option<ReservationMeta>) {
         if !self.reservations.iter().any(|r| r.id == id) {
             self.reservations.push(Reservation {
                 id: id.to_string(),
@@ -81,6 +96,7 @@ impl Quota {
                 created_ms: now,
                 expires_ms: now + ttl_ms,
                 stale: false,
+                meta,
             });
         }
     }
@@ -156,7 +172,7 @@ mod tests {
     #[test]
     fn reservations_count_against_the_quota_until_settled() {
         let mut q = Quota::default();
-        q.reserve("a", 60_000, JAN_31_NOON);
+        q.reserve("a", 60_000, JAN_31_NOON, None);
         assert_eq!(q.check(1, 10, JAN_31_NOON), Err(QuotaRefusal::QuotaExceeded { retry_after_s: 12 * 3600 }));
         assert!(!q.settle("a", Settlement::Released, JAN_31_NOON));
         assert_eq!(q.check(1, 10, JAN_31_NOON), Ok(()));
@@ -165,7 +181,7 @@ mod tests {
     #[test]
     fn a_success_is_charged_to_the_month_it_was_reserved_in() {
         let mut q = Quota::default();
-        q.reserve("a", 24 * 3600 * 1000, JAN_31_NOON);
+        q.reserve("a", 24 * 3600 * 1000, JAN_31_NOON, None);
         let feb_1 = JAN_31_NOON + 12 * 3600 * 1000;
         assert!(q.settle("a", Settlement::Success, feb_1));
         assert_eq!((q.used("2027-01"), q.used("2027-02")), (1, 0));
@@ -177,7 +193,7 @@ mod tests {
     #[test]
     fn expired_reservations_free_their_slot_but_not_their_unit() {
         let mut q = Quota::default();
-        q.reserve("a", 1_000, JAN_31_NOON);
+        q.reserve("a", 1_000, JAN_31_NOON, None);
         assert_eq!(q.check(10, 1, JAN_31_NOON), Err(QuotaRefusal::TooManyConcurrent { retry_after_s: 5 }));
         q.mark_stale(JAN_31_NOON + 1_000);
         assert_eq!(q.check(10, 1, JAN_31_NOON + 1_000), Ok(()));

@@ -6,7 +6,9 @@
 use worker::SqlStorage;
 
 /// The per-client `RateLimiter`. Step 1 is the schema the first release
-/// created with `IF NOT EXISTS`, so objects from before versioning pass it unchanged.
+/// created with `IF NOT EXISTS`, so objects from before versioning pass it
+/// unchanged; step 2 keeps what each reservation is (to record an attempt
+/// whose request died) and the client's live jobs.
 pub const RATE_LIMITER: &[&[&str]] = &[&[
     "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)",
@@ -20,6 +22,15 @@ pub const RATE_LIMITER: &[&[&str]] = &[&[
     // already on the request's path and is strongly consistent per client.
     "CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, reservation TEXT, status INTEGER, body TEXT, location TEXT, lock_expires_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idempotency_expires ON idempotency (expires_ms)",
+], &[
+    "ALTER TABLE reservations ADD COLUMN meta TEXT",
+    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, body TEXT NOT NULL, expires_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS jobs_expires ON jobs (expires_ms)",
+], &[
+    // Browser traffic: the widget's rate bucket, and each shopper's usage.
+    "CREATE TABLE IF NOT EXISTS widget_bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS shoppers (id TEXT PRIMARY KEY, day INTEGER NOT NULL, attempts INTEGER NOT NULL, tokens REAL, updated_ms INTEGER)",
+    "CREATE INDEX IF NOT EXISTS shoppers_day ON shoppers (day)",
 ]];
 
 /// The `LoginThrottle` objects (one per source, one for all sources).
@@ -28,6 +39,22 @@ pub const LOGIN_THROTTLE: &[&[&str]] = &[&["CREATE TABLE IF NOT EXISTS login_fai
 #[derive(serde::Deserialize)]
 struct Version {
     version: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct Count {
+    n: i64,
+}
+
+/// Whether the object has never written anything. Such an object (a forged
+/// key naming a client that does not exist, say) is answered from memory
+/// and never creates its tables: a request without a valid credential must
+/// cost no storage write.
+pub fn is_blank(sql: &SqlStorage) -> worker::Result<bool> {
+    let count = sql
+        .exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('schema_version', 'snapshot', 'login_failures')", None)?
+        .to_array::<Count>()?;
+    Ok(count.first().is_none_or(|c| c.n == 0))
 }
 
 /// Brings `sql` up to the last step of `steps`.

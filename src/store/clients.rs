@@ -1,9 +1,9 @@
 //! Clients and their API keys.
 
-use super::{all, batch, batch_of, execute, first, first_row, rows, statement, Arg};
+use super::{all, batch, batch_of, first, first_row, rows, statement, Arg};
 use crate::args;
 use crate::domain::time::{day_number, month_bounds, month_key};
-use crate::domain::api_key::{ApiKey, KeyHash};
+use crate::domain::api_key::{ApiKey, KeyHash, KeyKind};
 use crate::domain::client::{ClientChanges, NewClient};
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::ClientId;
@@ -26,6 +26,11 @@ pub struct ClientRow {
     pub webhook_secret_version: u64,
     pub created_at: u64,
     pub updated_at: u64,
+    /// Bumped by every change the client's limiter object must learn of.
+    pub snapshot_version: u64,
+    pub widget_rate_limit_per_minute: u64,
+    pub shopper_rate_limit_per_minute: u64,
+    pub shopper_daily_limit: u64,
 }
 
 impl ClientRow {
@@ -42,20 +47,25 @@ impl ClientRow {
 pub struct KeyRow {
     pub id: String,
     pub client_id: String,
+    /// `secret` or `publishable`.
+    pub kind: String,
     pub prefix: String,
+    /// The whole key, for publishable keys only (public by design).
+    pub publishable_key: Option<String>,
     pub created_at: u64,
     pub expires_at: Option<u64>,
     pub revoked_at: Option<u64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at";
-const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit";
+const KEY_COLUMNS: &str = "id, client_id, kind, prefix, publishable_key, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
+    let whole = (key.kind() == KeyKind::Publishable).then(|| key.reveal().to_string());
     statement(
         db,
-        "INSERT INTO api_keys (id, client_id, key_hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        args![key_id, key.client_id().as_str(), key.hash().0, key.display_prefix(), now],
+        "INSERT INTO api_keys (id, client_id, key_hash, prefix, created_at, kind, publishable_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        args![key_id, key.client_id().as_str(), key.hash().0, key.display_prefix(), now, key.kind().as_str(), whole],
     )
 }
 
@@ -64,9 +74,13 @@ pub async fn create(db: &D1Database, id: &ClientId, new: &NewClient, key: &ApiKe
     let origins = serde_json::to_string(&new.allowed_origins)?;
     let client = statement(
         db,
-        "INSERT INTO clients (id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, created_at, updated_at)
-         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        args![id.as_str(), &new.name, new.email.clone(), new.usage_limit, new.rate_limit_per_minute, new.rate_limit_burst, new.max_concurrent, origins, now],
+        "INSERT INTO clients (id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, created_at, updated_at,
+                              widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
+        args![
+            id.as_str(), &new.name, new.email.clone(), new.usage_limit, new.rate_limit_per_minute, new.rate_limit_burst, new.max_concurrent, origins, now,
+            new.widget.widget_rate_limit_per_minute, new.widget.shopper_rate_limit_per_minute, new.widget.shopper_daily_limit
+        ],
     )?;
     batch(db, vec![client, insert_key(db, key_id, key, now)?]).await?;
     Ok(())
@@ -93,7 +107,7 @@ pub async fn list(db: &D1Database, limit: u32, after: Option<&Cursor>) -> ApiRes
 
 /// Applies the changes and returns the updated row, or `None` if there is no such client.
 pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now: u64) -> ApiResult<Option<ClientRow>> {
-    let mut sets = vec!["updated_at = ?1".to_string()];
+    let mut sets = vec!["updated_at = ?1".to_string(), "snapshot_version = snapshot_version + 1".to_string()];
     let mut values: Vec<Arg> = args![now];
     let mut set = |column: &str, value: Arg| {
         values.push(value);
@@ -125,6 +139,15 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     }
     if let Some(origins) = &changes.allowed_origins {
         set("allowed_origins", serde_json::to_string(origins)?.into());
+    }
+    if let Some(n) = changes.widget_rate_limit_per_minute {
+        set("widget_rate_limit_per_minute", n.into());
+    }
+    if let Some(n) = changes.shopper_rate_limit_per_minute {
+        set("shopper_rate_limit_per_minute", n.into());
+    }
+    if let Some(n) = changes.shopper_daily_limit {
+        set("shopper_daily_limit", n.into());
     }
     values.push(id.as_str().into());
     let sql = format!(
@@ -159,37 +182,47 @@ pub async fn keys_of(db: &D1Database, ids: &[String]) -> ApiResult<Vec<KeyRow>> 
     .await
 }
 
-/// Adds `key` and retires the client's other usable keys: at once when
-/// `grace_ms` is zero, otherwise at `now + grace_ms`.
+/// Adds `key` and retires the client's other usable keys of the same kind:
+/// at once when `grace_ms` is zero, otherwise at `now + grace_ms`.
 pub async fn rotate_key(db: &D1Database, key: &ApiKey, key_id: &str, now: u64, grace_ms: u64) -> ApiResult<()> {
-    let client = key.client_id().as_str();
+    let (client, kind) = (key.client_id().as_str(), key.kind().as_str());
     let retire = if grace_ms == 0 {
         statement(
             db,
-            "UPDATE api_keys SET revoked_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL",
-            args![client, now],
+            "UPDATE api_keys SET revoked_at = ?2 WHERE client_id = ?1 AND kind = ?3 AND revoked_at IS NULL",
+            args![client, now, kind],
         )?
     } else {
         statement(
             db,
             "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?2), ?2)
-             WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
-            args![client, now + grace_ms, now],
+             WHERE client_id = ?1 AND kind = ?4 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
+            args![client, now + grace_ms, now, kind],
         )?
     };
-    batch(db, vec![retire, insert_key(db, key_id, key, now)?]).await?;
+    batch(db, vec![retire, insert_key(db, key_id, key, now)?, bump_version(db, client)?]).await?;
     Ok(())
+}
+
+fn bump_version(db: &D1Database, client: &str) -> ApiResult<D1PreparedStatement> {
+    statement(db, "UPDATE clients SET snapshot_version = snapshot_version + 1 WHERE id = ?1", args![client])
 }
 
 /// Revokes one key of one client. Returns false if the client has no such key.
 pub async fn revoke_key(db: &D1Database, client: &ClientId, key_id: &str, now: u64) -> ApiResult<bool> {
-    let changed = execute(
+    let [revoked, _] = batch_of(
         db,
-        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE client_id = ?1 AND id = ?2",
-        args![client.as_str(), key_id, now],
+        [
+            statement(
+                db,
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE client_id = ?1 AND id = ?2",
+                args![client.as_str(), key_id, now],
+            )?,
+            bump_version(db, client.as_str())?,
+        ],
     )
     .await?;
-    Ok(changed > 0)
+    Ok(revoked.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0) > 0)
 }
 
 /// The client a key belongs to, if the key is usable now. A statement, so
@@ -211,6 +244,7 @@ pub fn key_owner_statement(db: &D1Database, hash: &KeyHash, client: &ClientId, n
 pub struct LiveKey {
     pub key_hash: String,
     pub expires_at: Option<u64>,
+    pub kind: String,
 }
 
 /// What the limiter needs to know of a client: its row (if it exists), its
@@ -237,7 +271,7 @@ pub async fn limits_of(db: &D1Database, client: &ClientId, now: u64) -> ApiResul
             statement(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id])?,
             statement(
                 db,
-                "SELECT key_hash, expires_at FROM api_keys WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+                "SELECT key_hash, expires_at, kind FROM api_keys WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
                 args![id, now],
             )?,
             statement(

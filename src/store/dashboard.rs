@@ -180,3 +180,56 @@ pub async fn client_metrics(db: &D1Database, client: &ClientId) -> ApiResult<Cli
     };
     Ok(ClientMetrics { totals, by_model, last_generation_at: recent.first().map(|g| g.created_at), recent })
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ShopperActivity {
+    pub shopper_id: String,
+    pub generations: u64,
+    pub successful: u64,
+    pub last_at: u64,
+}
+
+pub struct Shoppers {
+    /// Distinct shoppers with a generation since the cutoff.
+    pub count: u64,
+    /// Their generations, in all.
+    pub generations: u64,
+    /// The twenty with the most generations.
+    pub busiest: Vec<ShopperActivity>,
+}
+
+#[derive(Deserialize)]
+struct ShopperTotals {
+    shoppers: Option<u64>,
+    generations: Option<u64>,
+}
+
+/// One client's shoppers since `since_ms`, through its `(client_id, shopper_id, created_at)` index.
+pub async fn shoppers_of(db: &D1Database, client: &ClientId, since_ms: u64) -> ApiResult<Shoppers> {
+    let id = client.as_str();
+    let [totals, busiest] = batch_of(
+        db,
+        [
+            statement(
+                db,
+                "SELECT COUNT(DISTINCT shopper_id) AS shoppers, COUNT(*) AS generations FROM generations
+                 WHERE client_id = ?1 AND shopper_id IS NOT NULL AND created_at >= ?2",
+                args![id, since_ms],
+            )?,
+            statement(
+                db,
+                "SELECT shopper_id, COUNT(*) AS generations, SUM(status = 'success') AS successful, MAX(created_at) AS last_at
+                 FROM generations WHERE client_id = ?1 AND shopper_id IS NOT NULL AND created_at >= ?2
+                 GROUP BY shopper_id ORDER BY generations DESC, shopper_id LIMIT 20",
+                args![id, since_ms],
+            )?,
+        ],
+    )
+    .await?;
+    let totals: Option<ShopperTotals> = first_row(&totals)?;
+    Ok(Shoppers {
+        count: totals.as_ref().and_then(|t| t.shoppers).unwrap_or(0),
+        generations: totals.and_then(|t| t.generations).unwrap_or(0),
+        busiest: rows(&busiest)?,
+    })
+}

@@ -3,8 +3,10 @@
 use super::{batch_once, first, statement, Arg, Written};
 use crate::args;
 use crate::domain::cursor::Cursor;
+use crate::domain::job::{generation_id_of, Job, JobOutcome, ENDPOINT as JOBS_ENDPOINT};
 pub use crate::domain::generation::Outcome;
 use crate::domain::ids::ClientId;
+use crate::domain::shopper::ShopperId;
 use crate::domain::time::{day_number, month_key};
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
@@ -25,19 +27,70 @@ pub struct GenerationRow {
     pub cold_start: i64,
     pub job_id: Option<String>,
     pub created_at: u64,
+    /// Who it was for (erased on request), and what the shop attached to it.
+    #[serde(default)]
+    pub shopper_id: Option<String>,
+    /// JSON (see `domain::shopper::Metadata`), or nothing.
+    #[serde(default)]
+    pub metadata: Option<String>,
 }
 
-pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
+impl GenerationRow {
+    /// The row that records how `job` ended.
+    pub fn of_job(job: &Job, outcome: &JobOutcome, now: u64) -> Self {
+        let (status, image_url, error) = match outcome {
+            JobOutcome::Done { image_url, .. } => (Outcome::Success, Some(image_url.clone()), None),
+            JobOutcome::Failed { error } => (Outcome::Error, None, Some(error.clone())),
+            JobOutcome::Canceled => (Outcome::Canceled, None, Some("canceled by the client".to_string())),
+        };
+        Self {
+            id: generation_id_of(&job.id),
+            client_id: job.client_id.clone(),
+            model: job.model.clone(),
+            status,
+            endpoint: JOBS_ENDPOINT.to_string(),
+            duration_ms: now.saturating_sub(job.created_at),
+            fal_duration_ms: job.fal_start.map(|start| now.saturating_sub(start)),
+            image_url,
+            error,
+            garments_count: job.garments_count,
+            cold_start: 0,
+            job_id: Some(job.id.clone()),
+            created_at: job.created_at,
+            shopper_id: job.shopper_id.clone(),
+            metadata: job.metadata.to_column(),
+        }
+    }
+}
+
+impl GenerationRow {
+    /// How the job this row records ended.
+    pub fn outcome_of_job(&self) -> JobOutcome {
+        match self.status {
+            Outcome::Success => JobOutcome::Done { image_url: self.image_url.clone().unwrap_or_default(), description: None },
+            Outcome::Error => JobOutcome::Failed { error: self.error.clone().unwrap_or_default() },
+            Outcome::Canceled => JobOutcome::Canceled,
+        }
+    }
+}
+
+/// The row recording how one of `client`'s jobs ended, if it did.
+pub async fn get_for_job(db: &D1Database, client: &ClientId, job_id: &str) -> ApiResult<Option<GenerationRow>> {
+    first(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 AND id = ?2"), args![client.as_str(), generation_id_of(job_id)]).await
+}
+
+pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at, shopper_id, metadata";
 
 /// The generation row and its rollups (per client and day, per client and
 /// month, per day), written in one round trip and one transaction.
 pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<worker::D1PreparedStatement>> {
     let insert = statement(
         db,
-        &format!("INSERT INTO generations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+        &format!("INSERT INTO generations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
         args![
             &g.id, &g.client_id, &g.model, g.status.as_str(), &g.endpoint, g.duration_ms, g.fal_duration_ms,
-            g.image_url.clone(), g.error.clone(), g.garments_count, g.cold_start == 1, g.job_id.clone(), g.created_at
+            g.image_url.clone(), g.error.clone(), g.garments_count, g.cold_start == 1, g.job_id.clone(), g.created_at,
+            g.shopper_id.clone(), g.metadata.clone()
         ],
     )?;
     let (success, error) = match g.status {
@@ -89,20 +142,74 @@ pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<Recorded> {
     })
 }
 
-/// One client's history, newest first.
-pub fn list_for_client(db: &D1Database, client: &ClientId, limit: u32, after: Option<&Cursor>) -> ApiResult<D1PreparedStatement> {
-    let filter = Filter { client_id: Some(client.as_str().to_string()), after: after.cloned(), ..Filter::default() };
+/// A key that must be live for a query to read anything: SQLite evaluates
+/// the (uncorrelated) check once, before scanning, so a forged key costs no
+/// page of another client's rows.
+#[derive(Debug, Clone)]
+pub struct KeyGuard {
+    pub hash: String,
+    pub now: u64,
+}
+
+/// One client's history (or one of its shopper's), newest first, for a
+/// request holding `guard`.
+pub fn list_for_client(
+    db: &D1Database,
+    client: &ClientId,
+    shopper: Option<&ShopperId>,
+    guard: KeyGuard,
+    limit: u32,
+    after: Option<&Cursor>,
+) -> ApiResult<D1PreparedStatement> {
+    let filter = Filter {
+        client_id: Some(client.as_str().to_string()),
+        shopper_id: shopper.map(|s| s.as_str().to_string()),
+        after: after.cloned(),
+        key_guard: Some(guard),
+        ..Filter::default()
+    };
     list_statement(db, &filter, limit)
+}
+
+/// One shopper's history, newest first (the caller was admitted for them).
+pub async fn list_for_shopper(db: &D1Database, client: &ClientId, shopper: &ShopperId, limit: u32, after: Option<&Cursor>) -> ApiResult<Vec<GenerationRow>> {
+    let filter = Filter {
+        client_id: Some(client.as_str().to_string()),
+        shopper_id: Some(shopper.as_str().to_string()),
+        after: after.cloned(),
+        ..Filter::default()
+    };
+    list(db, &filter, limit).await
+}
+
+/// Erases what identifies a shopper in a client's generations — the
+/// shopper id, the shop's metadata, the result image — keeping the rows, so
+/// usage and invoices still count them. Returns the ids of the rows erased.
+pub async fn erase_shopper(db: &D1Database, client: &ClientId, shopper: &ShopperId) -> ApiResult<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let erased: Vec<Id> = super::all(
+        db,
+        "UPDATE generations SET shopper_id = NULL, metadata = NULL, image_url = NULL
+         WHERE client_id = ?1 AND shopper_id = ?2 RETURNING id",
+        args![client.as_str(), shopper.as_str()],
+    )
+    .await?;
+    Ok(erased.into_iter().map(|r| r.id).collect())
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
     pub client_id: Option<String>,
+    pub shopper_id: Option<String>,
     pub status: Option<Outcome>,
     pub model: Option<String>,
     pub from_ms: Option<u64>,
     pub to_ms: Option<u64>,
     pub after: Option<Cursor>,
+    pub key_guard: Option<KeyGuard>,
 }
 
 pub async fn list(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult<Vec<GenerationRow>> {
@@ -124,6 +231,9 @@ pub fn list_statement(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult
     if let Some(c) = &filter.client_id {
         push("client_id = $1", args![c]);
     }
+    if let Some(s) = &filter.shopper_id {
+        push("shopper_id = $1", args![s]);
+    }
     if let Some(s) = filter.status {
         push("status = $1", args![s.as_str()]);
     }
@@ -135,6 +245,12 @@ pub fn list_statement(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult
     }
     if let Some(to) = filter.to_ms {
         push("created_at < $1", args![to]);
+    }
+    if let (Some(g), Some(c)) = (&filter.key_guard, &filter.client_id) {
+        push(
+            "EXISTS (SELECT 1 FROM api_keys k WHERE k.key_hash = $1 AND k.client_id = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))",
+            args![&g.hash, c, g.now],
+        );
     }
     if let Some(c) = &filter.after {
         push("(created_at < $1 OR (created_at = $1 AND id < $2))", args![c.created_at, &c.id]);

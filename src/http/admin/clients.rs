@@ -1,7 +1,7 @@
 //! Clients and their keys: list, create, show, update, rotate, revoke.
 
 use crate::auth::AdminSession;
-use crate::domain::api_key::ApiKey;
+use crate::domain::api_key::{ApiKey, KeyKind};
 use crate::domain::callback::{derive_secret, format_secret};
 use crate::domain::client::{ClientChanges, NewClient};
 use crate::domain::cursor::Cursor;
@@ -51,7 +51,7 @@ pub async fn create(req: &mut Request, ctx: &Ctx, _admin: &AdminSession) -> ApiR
     let body = read_json_body(req, 64 * 1024).await?;
     let new = NewClient::from_json(&body)?;
     let id = ClientId::generate();
-    let key = ApiKey::generate(&id);
+    let key = ApiKey::generate(&id, KeyKind::Secret);
     let key_id = new_id("key");
     store::create(&ctx.db, &id, &new, &key, &key_id, ctx.now).await?;
     sync_limiter(ctx, &id).await?;
@@ -127,10 +127,14 @@ fn webhook_secret(ctx: &Ctx, row: &ClientRow) -> ApiResult<String> {
 struct Rotation {
     #[serde(default)]
     grace_period_seconds: u64,
+    /// `secret` (default) or `publishable`.
+    #[serde(default)]
+    kind: KeyKind,
 }
 
-/// Issues a new key. The client's other keys stop working at once, or after
-/// `grace_period_seconds` (at most 7 days) so a shop can deploy the new key first.
+/// Issues a new key of a kind. The client's other keys of that kind stop
+/// working at once, or after `grace_period_seconds` (at most 7 days) so a
+/// shop can deploy the new key first.
 pub async fn rotate_key(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
     let (row, _) = load(ctx, id).await?;
     // The body is optional: an empty one rotates with no grace period.
@@ -140,9 +144,13 @@ pub async fn rotate_key(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id:
         return Err(ApiError::invalid("invalid_grace_period", format!("`grace_period_seconds` must be at most {MAX_GRACE_SECONDS}")));
     }
     let client = parse_client_id(&row.id)?;
-    let key = ApiKey::generate(&client);
+    let key = ApiKey::generate(&client, rotation.kind);
     let key_id = new_id("key");
     let grace_ms = rotation.grace_period_seconds * 1000;
+    let notice = match rotation.kind {
+        KeyKind::Secret => "This is the only time the full key is shown. Store it now; only its prefix is kept.",
+        KeyKind::Publishable => "A publishable key is public by design: put it in the shop's pages. It works only from the client's allowed origins, and can only create and follow try-ons.",
+    };
     store::rotate_key(&ctx.db, &key, &key_id, ctx.now, grace_ms).await?;
     sync_limiter(ctx, &client).await?;
     let keys = store::keys(&ctx.db, &client).await?;
@@ -151,7 +159,7 @@ pub async fn rotate_key(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id:
         &json!({
             "key": keys.iter().find(|k| k.id == key_id).map(|k| key_view(k, ctx.now)),
             "api_key": key.reveal(),
-            "api_key_notice": "This is the only time the full key is shown. Store it now; only its prefix is kept.",
+            "api_key_notice": notice,
             "previous_keys_expire_at": to_rfc3339(ctx.now + grace_ms),
             "client": client_view(&row, &keys.iter().collect::<Vec<_>>(), ctx.now),
         }),
@@ -206,6 +214,9 @@ pub fn client_view(row: &ClientRow, keys: &[&KeyRow], now: u64) -> Value {
         "rate_limit_burst": row.rate_limit_burst,
         "max_concurrent": row.max_concurrent,
         "allowed_origins": row.origins(),
+        "widget_rate_limit_per_minute": row.widget_rate_limit_per_minute,
+        "shopper_rate_limit_per_minute": row.shopper_rate_limit_per_minute,
+        "shopper_daily_limit": row.shopper_daily_limit,
         "webhook_url": row.webhook_url,
         "webhook_secret_version": row.webhook_secret_version,
         "created_at": to_rfc3339(row.created_at),
@@ -223,7 +234,10 @@ fn key_view(k: &KeyRow, now: u64) -> Value {
     };
     json!({
         "id": k.id,
+        "kind": k.kind,
         "prefix": k.prefix,
+        // Public by design: the dashboard shows it whole, with its embed snippet.
+        "key": k.publishable_key,
         "status": status,
         "created_at": to_rfc3339(k.created_at),
         "expires_at": k.expires_at.map(to_rfc3339),

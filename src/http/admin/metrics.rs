@@ -3,6 +3,7 @@
 use super::clients::parse_client_id;
 use crate::auth::AdminSession;
 use crate::domain::generation::Model;
+use crate::domain::shopper::ShopperId;
 use crate::domain::time::{parse_rfc3339, to_rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::http::generations::{admin_view, page_of};
@@ -52,6 +53,7 @@ pub async fn generations(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> Api
         client_id: query_value(&query, "client_id")
             .map(|v| parse_client_id(v).map(|c| c.to_string()).map_err(|_| bad("`client_id` is not a client id")))
             .transpose()?,
+        shopper_id: query_value(&query, "shopper_id").map(|v| ShopperId::parse(v).map(|s| s.as_str().to_string())).transpose()?,
         status: query_value(&query, "status")
             .map(|v| generations::Outcome::parse(v).ok_or_else(|| bad("`status` must be success or error")))
             .transpose()?,
@@ -61,7 +63,37 @@ pub async fn generations(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> Api
         from_ms: time("from")?,
         to_ms: time("to")?,
         after,
+        key_guard: None,
     };
     let rows = generations::list(&ctx.db, &filter, limit + 1).await?;
     json(200, &page_of(rows, limit, admin_view))
+}
+
+/// `GET /admin/clients/{id}/shoppers?days=30`: how many shoppers used the
+/// client's try-on lately, and the busiest of them.
+pub async fn client_shoppers(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
+    let client = parse_client_id(id)?;
+    let query = query_pairs(req)?;
+    let days: u64 = match query_value(&query, "days") {
+        None => 30,
+        Some(v) => v.parse().ok().filter(|d| (1..=400).contains(d)).ok_or_else(|| ApiError::bad_request("invalid_query", "`days` must be 1 to 400"))?,
+    };
+    clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
+    let since = ctx.now.saturating_sub(days * crate::domain::time::DAY_MS);
+    let shoppers = dashboard::shoppers_of(&ctx.db, &client, since).await?;
+    json(
+        200,
+        &json!({
+            "client_id": client,
+            "days": days,
+            "shoppers": shoppers.count,
+            "generations": shoppers.generations,
+            "busiest": shoppers.busiest.iter().map(|s| json!({
+                "shopper_id": s.shopper_id,
+                "generations": s.generations,
+                "successful": s.successful,
+                "last_generation_at": to_rfc3339(s.last_at),
+            })).collect::<Vec<_>>(),
+        }),
+    )
 }

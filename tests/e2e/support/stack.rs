@@ -123,6 +123,9 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         ("FAL_TIMEOUT_MS".into(), FAL_TIMEOUT_MS.to_string()),
         ("ALLOW_LOOPBACK_IMAGE_URLS".into(), "true".into()),
         ("TEST_CLOCK".into(), "enabled".into()),
+        // Every test request comes from 127.0.0.1: the per-source throttle on
+        // bad keys is tested on its own stack, with its default.
+        ("BAD_CREDENTIALS_PER_MINUTE".into(), "100000".into()),
     ];
     vars.retain(|(name, _)| !options.vars.iter().any(|(own, _)| own == name));
     vars.extend(options.vars);

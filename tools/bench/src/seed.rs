@@ -6,7 +6,7 @@
 use rand::Rng;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
-use tryon_edge::domain::api_key::ApiKey;
+use tryon_edge::domain::api_key::{ApiKey, KeyKind};
 use tryon_edge::domain::ids::ClientId;
 
 const DAY_MS: u64 = 86_400_000;
@@ -47,7 +47,7 @@ pub fn seed(state: &Path, clients: usize, generations: usize, days: u64, now: u6
             .map_err(err)?;
         for i in 0..clients {
             let id = ClientId::generate();
-            let key = ApiKey::generate(&id);
+            let key = ApiKey::generate(&id, KeyKind::Secret);
             let created = now - (i as u64 % 400) * DAY_MS;
             client_stmt
                 .execute(params![id.as_str(), format!("Bench shop {i}"), format!("shop{i}@bench.example"), created as i64])

@@ -49,6 +49,9 @@ pub enum FaultMode {
     HugeResult,
     /// A normal output whose file answers 404, as when FAL has deleted its copy.
     ResultGone,
+    /// Queue: the request waits `delay_ms` IN_QUEUE before
+    /// running, so a client can watch it move from queued to running.
+    SlowQueue,
 }
 
 impl FaultMode {
@@ -81,7 +84,8 @@ impl Fault {
     /// the file's size, so it must not also sleep that many milliseconds.
     pub fn wait_ms(&self) -> u64 {
         match self.mode {
-            FaultMode::HugeResult => 0,
+            // Its number is a size, or a time spent queued (queue only).
+            FaultMode::HugeResult | FaultMode::SlowQueue => 0,
             _ => self.delay_ms,
         }
     }

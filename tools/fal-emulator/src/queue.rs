@@ -148,11 +148,12 @@ async fn run(
     webhook_url: Option<String>,
     faults: Vec<crate::faults::Fault>,
 ) {
-    tokio::time::sleep(Duration::from_millis(QUEUE_WAIT_MS)).await;
+    let has = |mode: FaultMode| faults.iter().find(|f| f.mode == mode);
+    let queued_ms = has(FaultMode::SlowQueue).map_or(QUEUE_WAIT_MS, |f| f.delay_ms.max(QUEUE_WAIT_MS));
+    tokio::time::sleep(Duration::from_millis(queued_ms)).await;
     if !set_phase(&state, &request_id, Phase::InProgress) {
         return; // canceled while queued
     }
-    let has = |mode: FaultMode| faults.iter().find(|f| f.mode == mode);
     if let Some(slow) = has(FaultMode::Slow) {
         tokio::time::sleep(Duration::from_millis(slow.delay_ms)).await;
     }

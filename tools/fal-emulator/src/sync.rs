@@ -75,7 +75,8 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
             | FaultMode::WebhookLate
             | FaultMode::WebhookBadSignature
             | FaultMode::ErrorAfterCompleted
-            | FaultMode::StreamDrop => {}
+            | FaultMode::StreamDrop
+            | FaultMode::SlowQueue => {}
         }
     }
     let input: Value = match serde_json::from_str(&text) {

@@ -1,37 +1,33 @@
 //! Who is calling: a client by API key, or an admin by session cookie.
-//! A malformed credential is refused, never treated as anonymous.
+//! A malformed credential is refused, never treated as anonymous, and bad
+//! credentials cost as little as possible (see `refusals`).
+
+pub mod credential;
+pub mod refusals;
 
 use crate::domain::api_key::ApiKey;
 use crate::domain::client::origin_allowed;
 use crate::domain::ids::ClientId;
+use crate::domain::shopper::ShopperId;
 use crate::domain::session::{session_state, token_from_cookie_header, SessionState, SessionToken};
 use crate::error::{ApiError, ApiResult};
-use crate::limiter::protocol::{AdmitRequest, Decision, IdempotencyClaim, Refusal, ReserveRequest, StoredResponse};
+use crate::limiter::jobs::JobState;
+use crate::limiter::protocol::{AdmitRequest, Decision, IdempotencyClaim, JobRead, Refusal, ReserveRequest, StoredResponse};
 use crate::request::header;
 use crate::state::Ctx;
 use crate::store::{self, clients::ClientRow};
+pub use credential::{presented, Credential};
+use credential::{invalid_key, remember_refusal};
 use worker::{D1PreparedStatement, D1Result, Request};
 
 /// A client whose key was accepted for this request.
 pub struct ApiClient {
     pub id: ClientId,
     pub name: String,
-}
-
-/// Finds the key in `x-api-key` or `Authorization: Bearer`.
-pub fn presented_key(req: &Request) -> ApiResult<ApiKey> {
-    let raw = match (header(req, "x-api-key"), header(req, "authorization")) {
-        (Some(key), _) => key,
-        (None, Some(auth)) => match auth.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_string(),
-            _ => return Err(ApiError::unauthenticated("invalid_authorization", "use `Authorization: Bearer <api key>` or the `x-api-key` header")),
-        },
-        (None, None) => {
-            return Err(ApiError::unauthenticated("missing_api_key", "send your API key in the `x-api-key` header"))
-        }
-    };
-    ApiKey::parse(raw.trim())
-        .map_err(|_| ApiError::unauthenticated("invalid_api_key", "the API key is malformed"))
+    /// For a browser credential, the shopper it acts for: what it may see
+    /// and do is that shopper's only.
+    pub shopper: Option<ShopperId>,
+    pub allowed_origins: Vec<String>,
 }
 
 /// Authenticates through the client's limiter object, which holds its keys,
@@ -42,26 +38,75 @@ pub fn presented_key(req: &Request) -> ApiResult<ApiKey> {
 pub async fn admit(
     req: &Request,
     ctx: &Ctx,
-    key: &ApiKey,
+    credential: &Credential,
     reserve: Option<ReserveRequest>,
     idempotency: Option<IdempotencyClaim>,
 ) -> ApiResult<Admit> {
-    let request = AdmitRequest { key_hash: key.hash().0, origin: header(req, "origin"), now: ctx.now, reserve, idempotency };
-    let decision = ctx.timed("limiter", ctx.limiter.admit(key.client_id(), &request)).await?;
+    Ok(match decide(req, ctx, credential, reserve, idempotency, None).await? {
+        Decided::Client(client, _) => Admit::Client(client),
+        Decided::Replay(response) => Admit::Replay(response),
+    })
+}
+
+/// Authenticates and reads one of the client's jobs in the same round trip
+/// (the object keeps the client's live jobs). The job comes back only once
+/// the key passed, and only if it is this client's.
+pub async fn authenticate_with_job(req: &Request, ctx: &Ctx, credential: &Credential, job: JobRead) -> ApiResult<(ApiClient, Option<JobState>)> {
+    match decide(req, ctx, credential, None, None, Some(job)).await? {
+        Decided::Client(client, job) => Ok((client, job)),
+        Decided::Replay(_) => Err(ApiError::Internal("a replay without an idempotency key".into())),
+    }
+}
+
+enum Decided {
+    Client(ApiClient, Option<JobState>),
+    Replay(StoredResponse),
+}
+
+async fn decide(
+    req: &Request,
+    ctx: &Ctx,
+    credential: &Credential,
+    reserve: Option<ReserveRequest>,
+    idempotency: Option<IdempotencyClaim>,
+    job: Option<JobRead>,
+) -> ApiResult<Decided> {
+    let (key_hash, presented) = credential.for_limiter();
+    let request = AdmitRequest {
+        key_hash,
+        credential: presented,
+        shopper_id: credential.shopper().map(|s| s.as_str().to_string()),
+        origin: header(req, "origin"),
+        now: ctx.now,
+        reserve,
+        idempotency,
+        job,
+    };
+    let client = credential.client_id();
+    let decision = ctx.timed("limiter", ctx.limiter.admit(client, &request)).await?;
     match decision {
         Decision::Admitted(admission) => {
             ctx.set_limits(admission.limits);
-            Ok(Admit::Client(ApiClient { id: key.client_id().clone(), name: admission.client.name }))
+            let principal = ApiClient {
+                id: client.clone(),
+                name: admission.client.name,
+                shopper: credential.shopper().cloned(),
+                allowed_origins: admission.client.allowed_origins,
+            };
+            Ok(Decided::Client(principal, admission.job))
         }
         Decision::Replay { response, limits } => {
             if let Some(limits) = limits {
                 ctx.set_limits(limits);
             }
-            Ok(Admit::Replay(response))
+            Ok(Decided::Replay(response))
         }
         Decision::Refused { refusal, limits } => {
             if let Some(limits) = limits {
                 ctx.set_limits(limits);
+            }
+            if refusal == Refusal::InvalidApiKey {
+                remember_refusal(req, credential);
             }
             Err(refusal_error(refusal))
         }
@@ -74,21 +119,9 @@ pub enum Admit {
     Replay(StoredResponse),
 }
 
-/// Authenticates through the limiter while `read` runs beside it (one round
-/// trip of latency); the read's result is handed back only once the key passed.
-pub async fn authenticate_alongside<T>(
-    req: &Request,
-    ctx: &Ctx,
-    key: &ApiKey,
-    read: impl std::future::Future<Output = ApiResult<T>>,
-) -> ApiResult<(ApiClient, T)> {
-    let (client, value) = futures_util::future::join(authenticate(req, ctx, key), read).await;
-    Ok((client?, value?))
-}
-
 /// Authenticates a request that takes nothing from the limits (reads, cancels).
-pub async fn authenticate(req: &Request, ctx: &Ctx, key: &ApiKey) -> ApiResult<ApiClient> {
-    match admit(req, ctx, key, None, None).await? {
+pub async fn authenticate(req: &Request, ctx: &Ctx, credential: &Credential) -> ApiResult<ApiClient> {
+    match admit(req, ctx, credential, None, None).await? {
         Admit::Client(client) => Ok(client),
         Admit::Replay(_) => Err(ApiError::Internal("a replay without an idempotency key".into())),
     }
@@ -100,6 +133,13 @@ fn refusal_error(refusal: Refusal) -> ApiError {
         Refusal::InvalidApiKey => invalid_key(),
         Refusal::ClientInactive => inactive(),
         Refusal::OriginNotAllowed => origin_not_allowed(),
+        Refusal::OriginRequired => ApiError::forbidden(
+            "origin_required",
+            "publishable keys and widget tokens work only from web pages on the client's allowed origins (the request had no Origin)",
+        ),
+        Refusal::WidgetRateLimited { retry_after_s } => too_many("widget_rate_limited", "too many try-ons from this shop's pages this minute; retry after the delay in Retry-After", retry_after_s),
+        Refusal::ShopperRateLimited { retry_after_s } => too_many("shopper_rate_limited", "too many try-ons by this shopper this minute; retry after the delay in Retry-After", retry_after_s),
+        Refusal::ShopperDailyLimit { retry_after_s } => too_many("shopper_daily_limit", "this shopper reached today's try-on limit; it resets at midnight UTC", retry_after_s),
         Refusal::IdempotencyMismatch => ApiError::invalid(
             "idempotency_key_reused",
             "this Idempotency-Key was already used with a different request; use a new key for a new request",
@@ -114,10 +154,6 @@ fn refusal_error(refusal: Refusal) -> ApiError {
     }
 }
 
-fn invalid_key() -> ApiError {
-    ApiError::unauthenticated("invalid_api_key", "the API key is not valid")
-}
-
 fn inactive() -> ApiError {
     ApiError::forbidden("client_inactive", "this client account is deactivated")
 }
@@ -127,25 +163,29 @@ fn origin_not_allowed() -> ApiError {
 }
 
 /// Authenticates a read against D1, batching the key lookup with the
-/// statements that read the client's data (built from the id inside the
-/// key) so a read costs one round trip. Their results are only returned once
-/// the key proved to belong to that client.
+/// statements that read the client's data (built from the key, which names
+/// its client) so a read costs one round trip. Those statements must guard
+/// themselves with the key too (so a forged key makes them read nothing), and
+/// their results are only returned once the key proved to be the client's.
 pub async fn authenticate_read(
     req: &Request,
     ctx: &Ctx,
     key: &ApiKey,
-    reads: impl FnOnce(&ClientId) -> ApiResult<Vec<D1PreparedStatement>>,
+    reads: impl FnOnce(&ApiKey) -> ApiResult<Vec<D1PreparedStatement>>,
 ) -> ApiResult<(ApiClient, Vec<D1Result>)> {
     let client = key.client_id().clone();
     let mut statements = vec![store::clients::key_owner_statement(&ctx.db, &key.hash(), &client, ctx.now)?];
-    statements.extend(reads(&client)?);
+    statements.extend(reads(key)?);
     let mut results = ctx.timed("store", store::batch(&ctx.db, statements)).await?.into_iter();
     let owner = match results.next() {
         Some(result) => result.results::<ClientRow>().map_err(store::d1_error)?.into_iter().next(),
         None => None,
     };
     let results: Vec<D1Result> = results.collect();
-    let row = owner.ok_or_else(invalid_key)?;
+    let Some(row) = owner else {
+        remember_refusal(req, &Credential::Secret(key.clone()));
+        return Err(invalid_key());
+    };
     if !row.is_active() {
         return Err(inactive());
     }
@@ -154,7 +194,8 @@ pub async fn authenticate_read(
             return Err(origin_not_allowed());
         }
     }
-    Ok((ApiClient { id: client, name: row.name }, results))
+    let allowed_origins = row.origins();
+    Ok((ApiClient { id: client, name: row.name, shopper: None, allowed_origins }, results))
 }
 
 /// A valid admin session, with the hash that identifies it in storage.

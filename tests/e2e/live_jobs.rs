@@ -1,0 +1,201 @@
+//! Live job state in the client's object: status streams (SSE), one FAL
+//! follower per job however many readers, KV's per-key write rate, and
+//! attempts that complete even when the shopper goes away.
+
+use crate::support::receiver::Receiver;
+use crate::support::stack::{self, StackOptions};
+use crate::support::{marker, try_on, Api, Fault, FaultMode, TestClient};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn fault(m: &str, mode: FaultMode, delay_ms: u64) {
+    stack::emulator().add_fault(Fault { pattern: m.to_string(), mode, delay_ms, times: None });
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    id: u64,
+    name: String,
+    data: Value,
+}
+
+/// Reads a status stream until it ends (or panics after `secs`): its events.
+async fn read_stream(client: &TestClient, job: &str, last_event_id: Option<u64>, secs: u64) -> Vec<Event> {
+    let mut request = reqwest::Client::new().get(format!("{}/api/jobs/{job}/events", client.api.base)).header("x-api-key", &client.key);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = request.send().await.expect("the worker answers");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut response = response;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) => break, // the server ended the stream
+            Ok(Err(e)) => panic!("the stream of {job} failed: {e}; got so far: {text}"),
+            Err(_) => panic!("the stream of {job} did not end within {secs} s; got so far: {text}"),
+        }
+    }
+    parse(&text)
+}
+
+fn parse(text: &str) -> Vec<Event> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let field = |name: &str| block.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string));
+            Some(Event { id: field("id")?.parse().ok()?, name: field("event")?, data: serde_json::from_str(&field("data")?).ok()? })
+        })
+        .collect()
+}
+
+async fn create(client: &TestClient, m: &str) -> String {
+    let job = client.post("/api/jobs").json(&try_on(m)).expect(202).await;
+    job["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_status_stream_sees_queued_then_processing_then_done_and_ends() {
+    let client = Api::shared().login().await.new_client().await;
+    let m = marker();
+    fault(&m, FaultMode::SlowQueue, 1_500);
+    fault(&m, FaultMode::Slow, 1_500);
+    let id = create(&client, &m).await;
+    let events = read_stream(&client, &id, None, 20).await;
+    let mut names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    names.dedup(); // a queued job may report its place in the queue more than once
+    assert_eq!(names, vec!["queued", "processing", "done"], "{events:?}");
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id), "ids increase: {events:?}");
+    let done = &events[2].data;
+    assert_eq!((done["id"].as_str(), done["status"].as_str()), (Some(id.as_str()), Some("done")));
+    assert_eq!(done, &client.get(&format!("/api/jobs/{id}")).expect(200).await, "the last event is the job as it reads");
+}
+
+#[tokio::test]
+async fn resuming_with_last_event_id_skips_what_was_seen() {
+    let client = Api::shared().login().await.new_client().await;
+    let m = marker();
+    let id = create(&client, &m).await;
+    let all = read_stream(&client, &id, None, 20).await;
+    let last = all.last().expect("a final event").clone();
+    assert_eq!(last.name, "done");
+    assert!(read_stream(&client, &id, Some(last.id), 10).await.is_empty(), "nothing newer than the last event seen");
+    let again = read_stream(&client, &id, Some(last.id - 1), 10).await;
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), vec![last.id], "only what is newer");
+}
+
+#[tokio::test]
+async fn many_readers_of_one_job_ask_fal_once_per_interval_at_most() {
+    let client = Api::shared().login().await.new_client().await;
+    let m = marker();
+    fault(&m, FaultMode::SlowQueue, 2_000);
+    fault(&m, FaultMode::Slow, 4_000);
+    fault(&m, FaultMode::WebhookNever, 0);
+    let started = Instant::now();
+    let id = create(&client, &m).await;
+    let streams: Vec<_> = (0..4).map(|_| {
+        let (client, id) = (client.clone(), id.clone());
+        tokio::spawn(async move { read_stream(&client, &id, None, 30).await })
+    }).collect();
+    let pollers: Vec<_> = (0..4).map(|_| {
+        let (client, id) = (client.clone(), id.clone());
+        tokio::spawn(async move {
+            loop {
+                let job = client.get(&format!("/api/jobs/{id}")).expect(200).await;
+                if job["status"] == "done" {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        })
+    }).collect();
+    for s in streams {
+        assert_eq!(s.await.unwrap().last().map(|e| e.name.clone()).as_deref(), Some("done"));
+    }
+    for p in pollers {
+        p.await.unwrap();
+    }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let request = stack::emulator().queued_request_ids(&m)[0].clone();
+    let (streamed, polled) = (stack::emulator().stream_calls(&request), stack::emulator().status_calls(&request));
+    assert_eq!(streamed, 1, "one follower of FAL's status stream for four readers");
+    assert!(polled as u64 <= elapsed_ms / 3_000 + 1, "{polled} status polls in {elapsed_ms} ms (at most one per 3 s)");
+}
+
+#[tokio::test]
+async fn a_dropped_fal_stream_falls_back_to_polling_and_still_ends() {
+    let client = Api::shared().login().await.new_client().await;
+    let m = marker();
+    fault(&m, FaultMode::StreamDrop, 0);
+    fault(&m, FaultMode::WebhookNever, 0);
+    fault(&m, FaultMode::Slow, 1_000);
+    let id = create(&client, &m).await;
+    let events = read_stream(&client, &id, None, 30).await;
+    assert_eq!(events.last().map(|e| e.name.as_str()), Some("done"), "{events:?}");
+    let request = stack::emulator().queued_request_ids(&m)[0].clone();
+    assert!(stack::emulator().status_calls(&request) >= 1, "the follower polled after the stream dropped");
+}
+
+#[tokio::test]
+async fn a_job_ending_within_kvs_write_window_still_ends_settles_and_calls_back_once() {
+    // Production KV refuses a second write to a key within a second; this
+    // stack's KV does too. FAL's webhook lands well within that second.
+    let own = stack::start(StackOptions { vars: vec![("EMULATE_KV_WRITE_LIMIT".into(), "true".into())], state_dir: None });
+    let admin = Api::new(&own).login().await;
+    let client = admin.new_client().await;
+    let receiver = Receiver::start(0).await;
+    admin.patch(&format!("/admin/clients/{}", client.id)).json(&json!({ "webhook_url": receiver.url })).expect(200).await;
+    let m = marker();
+    let id = create(&client, &m).await;
+    let request = stack::emulator().queued_request_ids(&m)[0].clone();
+    let deliveries = wait_for_webhook(&request).await;
+    assert_eq!(deliveries, vec![Some(200)], "the first webhook was accepted, not failed on KV");
+    let job = client.get(&format!("/api/jobs/{id}")).expect(200).await;
+    assert_eq!(job["status"], "done");
+    assert_eq!(client.wait_until_settled().await["used"], 1);
+    let calls = receiver.wait_for(1, 10).await;
+    assert_eq!(serde_json::from_str::<Value>(&calls[0].body).unwrap()["data"]["status"], "done");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(receiver.received().len(), 1, "called back exactly once");
+    assert_eq!(client.history().await.len(), 1);
+}
+
+async fn wait_for_webhook(request: &str) -> Vec<Option<u16>> {
+    for _ in 0..100 {
+        let d: Vec<Option<u16>> = stack::emulator().deliveries(request).iter().map(|d| d.status).collect();
+        if !d.is_empty() {
+            return d;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no webhook delivery for {request}");
+}
+
+#[tokio::test]
+async fn a_shopper_who_disconnects_mid_generation_still_has_the_attempt_recorded_and_settled() {
+    let client = Api::shared().login().await.new_client().await;
+    let m = marker();
+    fault(&m, FaultMode::Slow, 1_500);
+    let gone = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let sent = gone
+        .post(format!("{}/api/images/generate", client.api.base))
+        .header("x-api-key", &client.key)
+        .json(&try_on(&m))
+        .send()
+        .await;
+    assert!(sent.is_err(), "the client hung up before FAL answered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let history = client.history().await;
+        if history.len() == 1 {
+            assert_eq!(history[0]["status"], "success");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the attempt was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let usage = client.wait_until_settled().await;
+    assert_eq!((usage["used"].as_u64(), usage["in_progress"].as_u64()), (Some(1), Some(0)));
+}
