@@ -19,3 +19,4 @@ mod live_jobs;
 mod maintenance;
 mod metrics;
 mod routing;
+mod widget_credentials;

@@ -24,6 +24,8 @@ pub const JOB_POLL_AFTER_MS: u64 = 1500;
 /// KV's minimum, so a test can watch a job expire.
 pub const JOB_TTL_SECONDS: u64 = 60;
 pub const WEBHOOK_SIGNING_KEY: &str = "e2e-callback-signing-key";
+/// Signs widget session tokens and result URLs.
+pub const SIGNING_KEYS: &str = "e2e:e2e-signing-secret-of-at-least-32-characters";
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,6 +119,7 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         ("JOB_POLL_AFTER_MS".into(), JOB_POLL_AFTER_MS.to_string()),
         ("JOB_TTL_SECONDS".into(), JOB_TTL_SECONDS.to_string()),
         ("WEBHOOK_SIGNING_KEY".into(), WEBHOOK_SIGNING_KEY.into()),
+        ("SIGNING_KEYS".into(), SIGNING_KEYS.into()),
         ("METRICS_ENDPOINT".into(), metrics_url),
         ("FAL_KEY".into(), FAL_KEY.into()),
         ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
