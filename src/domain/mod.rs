@@ -11,4 +11,5 @@ pub mod image;
 pub mod input;
 pub mod job;
 pub mod session;
+pub mod signing;
 pub mod time;
