@@ -26,6 +26,10 @@ if [ ! -f .dev.vars ]; then
   } > .dev.vars
   chmod 600 .dev.vars
 fi
+# Added after the first .dev.vars files were made: appended when missing.
+if ! grep -q '^SIGNING_KEYS=' .dev.vars; then
+  echo "SIGNING_KEYS=dev1:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> .dev.vars
+fi
 FAL_KEY=$(sed -n 's/^FAL_KEY=//p' .dev.vars)
 ADMIN_PASSWORD=$(sed -n 's/^ADMIN_PASSWORD=//p' .dev.vars)
 

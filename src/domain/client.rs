@@ -12,6 +12,9 @@ const MAX_USAGE_LIMIT: u32 = 100_000_000;
 const MAX_RATE_LIMIT_PER_MINUTE: u32 = 100_000;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_ORIGINS: usize = 50;
+/// A client's image retention is between a day and ten years (and, when
+/// applied, never longer than `RETENTION_DAYS`: see `retention_days`).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClient {
@@ -37,6 +40,8 @@ pub struct ClientChanges {
     pub allowed_origins: Option<Vec<String>>,
     /// Where job callbacks go; `Some(None)` stops them.
     pub webhook_url: Option<Option<String>>,
+    /// Days its result images are kept; `Some(None)` returns to the default.
+    pub retention_days: Option<Option<u32>>,
 }
 
 impl ClientChanges {
@@ -83,6 +88,8 @@ struct RawClientChanges {
     allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    retention_days: Option<Option<u32>>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -124,6 +131,7 @@ impl ClientChanges {
                 .webhook_url
                 .map(|u| u.map(|u| check_webhook_url(&u, allow_loopback_http)).transpose())
                 .transpose()?,
+            retention_days: raw.retention_days.map(|d| d.map(check_retention).transpose()).transpose()?,
         };
         if changes.is_empty() {
             return Err(InputError::invalid("empty_update", "the body changes no field"));
@@ -188,6 +196,13 @@ fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, Inp
         return Err(bad());
     }
     Ok(url.to_string())
+}
+
+fn check_retention(days: u32) -> Result<u32, InputError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(InputError::invalid("invalid_retention", format!("`retention_days` must be between 1 and {MAX_RETENTION_DAYS}")));
+    }
+    Ok(days)
 }
 
 fn check_burst(burst: u32) -> Result<u32, InputError> {
@@ -289,6 +304,16 @@ mod tests {
         assert!(burst.touches_limits());
         assert!(!ClientChanges::from_json(br#"{"name":"x"}"#, false).unwrap().touches_limits());
         assert_eq!(code(ClientChanges::from_json(br#"{"max_concurrent":0}"#, false)), "invalid_limit");
+    }
+
+    #[test]
+    fn retention_can_be_set_cleared_and_is_range_checked() {
+        let set = ClientChanges::from_json(br#"{"retention_days":30}"#, false).unwrap();
+        assert_eq!(set.retention_days, Some(Some(30)));
+        assert!(!set.touches_limits());
+        assert_eq!(ClientChanges::from_json(br#"{"retention_days":null}"#, false).unwrap().retention_days, Some(None));
+        assert_eq!(code(ClientChanges::from_json(br#"{"retention_days":0}"#, false)), "invalid_retention");
+        assert_eq!(code(ClientChanges::from_json(br#"{"retention_days":3651}"#, false)), "invalid_retention");
     }
 
     #[test]

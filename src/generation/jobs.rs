@@ -11,6 +11,7 @@ use crate::domain::job::{generation_id_of, Job, JobOutcome, JobStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::events;
 use crate::fal::models::{FalFailure, QueueStatus};
+use crate::results;
 use crate::state::Ctx;
 use crate::store::generations::{record, GenerationRow, Recorded};
 
@@ -86,6 +87,9 @@ pub async fn submit(ctx: &Ctx, client: &ClientId, job_id: String, request: &Gene
 
 /// Ends `job` with `outcome`, unless someone else already did.
 pub async fn complete(ctx: &Ctx, mut job: Job, outcome: JobOutcome) -> ApiResult<Completion> {
+    // Results: FAL's image is checked (and its copy to our bucket started) before the job counts as done.
+    let (outcome, capture) = results::keep::check_job_outcome(ctx, outcome).await;
+    let kept = results::keep::kept(&capture);
     let now = ctx.now;
     let (status, image_url, error) = match &outcome {
         JobOutcome::Done { image_url, .. } => (Outcome::Success, Some(image_url.clone()), None),
@@ -106,8 +110,16 @@ pub async fn complete(ctx: &Ctx, mut job: Job, outcome: JobOutcome) -> ApiResult
         cold_start: 0,
         job_id: Some(job.id.clone()),
         created_at: job.created_at,
+        result_status: kept.status,
+        result_content_type: kept.content_type,
+        result_bytes: kept.bytes,
+        result_error: kept.error,
     };
-    if ctx.timed("store", record(&ctx.db, &row)).await? == Recorded::AlreadyRecorded {
+    let recorded = ctx.timed("store", record(&ctx.db, &row)).await;
+    // Results: the copy runs on after the answer, unless another caller recorded the job (theirs copies).
+    let recorded_here = matches!(recorded, Ok(Recorded::New));
+    results::keep::copy_after_answer(ctx, capture, &row, recorded_here);
+    if recorded? == Recorded::AlreadyRecorded {
         // Someone else ended it first; theirs is the record.
         let current = ctx.jobs.get(&job.id).await?.unwrap_or(job);
         return Ok(Completion::AlreadyEnded(current));

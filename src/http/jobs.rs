@@ -11,6 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::generation::jobs::{self as lifecycle, Cancellation, JOB_RESERVATION_MS};
 use crate::generation::settle;
 use crate::limiter::protocol::StoredResponse;
+use crate::results::links;
 use crate::state::Ctx;
 use worker::{Request, Response};
 
@@ -27,7 +28,7 @@ pub async fn create(req: &Request, ctx: &Ctx, client: &ApiClient, input: Generat
     let location = format!("/api/jobs/{}", input.id);
     let reply = lifecycle::submit(ctx, &client.id, input.id.clone(), &input.request, &webhook_url)
         .await
-        .map(|job| StoredResponse { status: 202, body: job.view().to_string(), location: Some(location.clone()) });
+        .map(|job| StoredResponse { status: 202, body: job.view(&links::urls(ctx)).to_string(), location: Some(location.clone()) });
     // The reservation is settled when the job ends; only the key completes now.
     settle::finish(ctx, &client.id, None, idempotency::completion(input.claim.as_ref(), &reply)).await;
     let reply = reply?;
@@ -57,14 +58,14 @@ fn not_found() -> ApiError {
 pub async fn show(ctx: &Ctx, client: &ApiClient, job: Option<Job>) -> ApiResult<Response> {
     let job = owned(client, job)?;
     let job = if job.should_poll(ctx.now, ctx.config.job_poll_after_ms) { lifecycle::poll(ctx, job).await? } else { job };
-    json(200, &job.view())
+    json(200, &job.view(&links::urls(ctx)))
 }
 
 /// Cancels at FAL and ends the job as `canceled`, which costs no quota. A
 /// job that already finished (or finishes first at FAL) cannot be canceled.
 pub async fn cancel(ctx: &Ctx, client: &ApiClient, job: Option<Job>) -> ApiResult<Response> {
     match lifecycle::cancel(ctx, owned(client, job)?).await? {
-        Cancellation::Canceled(job) => json(200, &job.view()),
+        Cancellation::Canceled(job) => json(200, &job.view(&links::urls(ctx))),
         Cancellation::AlreadyFinished(job) => {
             Err(ApiError::conflict("job_finished", format!("the job already ended with status `{}`", job.status.as_str())))
         }

@@ -83,6 +83,8 @@ try {
   const thumb = event.locator("img.thumb");
   await thumb.waitFor();
   assert.ok(await thumb.evaluate((img) => img.complete && img.naturalWidth > 0), "the result thumbnail loads");
+  const thumbSrc = await thumb.getAttribute("src");
+  assert.ok(thumbSrc.startsWith(`${BASE_URL}/v1/results/${generation_id}?`), `the thumbnail is our durable URL: ${thumbSrc}`);
   await page.getByTestId("chart").waitFor();
   await shot("04-client");
 

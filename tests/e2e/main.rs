@@ -16,4 +16,5 @@ mod jobs;
 mod limits;
 mod maintenance;
 mod metrics;
+mod results;
 mod routing;

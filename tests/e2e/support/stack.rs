@@ -1,5 +1,5 @@
 //! Starts the real local runtime for the tests: `wrangler dev` (workerd with
-//! local D1, KV and Durable Objects) on a free loopback port with a fresh state
+//! local D1, KV, R2 and Durable Objects) on a free loopback port with a fresh state
 //! folder, and the FAL emulator in this process.
 //!
 //! One shared stack serves most tests (each test makes its own clients, so
@@ -24,6 +24,8 @@ pub const JOB_POLL_AFTER_MS: u64 = 1500;
 /// KV's minimum, so a test can watch a job expire.
 pub const JOB_TTL_SECONDS: u64 = 60;
 pub const WEBHOOK_SIGNING_KEY: &str = "e2e-callback-signing-key";
+/// Signs result URLs (and other tokens of ours): `id:secret`, newest first.
+pub const SIGNING_KEYS: &str = "e2e1:e2e-signing-secret-0123456789abcdefghij";
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,6 +119,7 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         ("JOB_POLL_AFTER_MS".into(), JOB_POLL_AFTER_MS.to_string()),
         ("JOB_TTL_SECONDS".into(), JOB_TTL_SECONDS.to_string()),
         ("WEBHOOK_SIGNING_KEY".into(), WEBHOOK_SIGNING_KEY.into()),
+        ("SIGNING_KEYS".into(), SIGNING_KEYS.into()),
         ("METRICS_ENDPOINT".into(), metrics_url),
         ("FAL_KEY".into(), FAL_KEY.into()),
         ("ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
