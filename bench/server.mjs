@@ -21,12 +21,14 @@ const mf = new Miniflare({
   ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),
   d1Databases: { DB: "00000000-0000-0000-0000-000000000000" },
   kvNamespaces: { JOBS: "00000000000000000000000000000000" },
+  r2Buckets: { RESULTS: "tryon-results" },
   durableObjects: {
     RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
     LOGIN_THROTTLE: { className: "LoginThrottle", useSQLite: true },
   },
   d1Persist: path.join(state, "v3", "d1"),
   kvPersist: path.join(state, "v3", "kv"),
+  r2Persist: path.join(state, "v3", "r2"),
   durableObjectsPersist: path.join(state, "v3", "do"),
   bindings: {
     FAL_BASE_URL: process.env.FAL_URL,
@@ -34,6 +36,8 @@ const mf = new Miniflare({
     FAL_JWKS_URL: `${process.env.FAL_URL}/.well-known/jwks.json`,
     FAL_KEY: process.env.FAL_KEY,
     ADMIN_PASSWORD: process.env.ADMIN_PASSWORD,
+    // Result URLs are signed; a fixed benchmark-only key.
+    SIGNING_KEYS: "bench:benchmark-signing-secret-0123456789abcdef",
     ALLOW_LOOPBACK_IMAGE_URLS: "true",
   },
 });

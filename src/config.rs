@@ -2,11 +2,13 @@
 //! secrets cannot change without a new deployment, which starts new isolates.
 
 use crate::domain::image::ImagePolicy;
+use crate::domain::result_url;
 use crate::fal::client::FalSettings;
 use crate::fal::models::ModelRegistry;
 pub use crate::secret::Secret;
 use crate::domain::signing::SigningKeys;
 use sha2::{Digest, Sha256};
+use std::rc::Rc;
 use worker::Env;
 
 #[derive(Debug)]
@@ -24,8 +26,6 @@ pub struct Config {
     pub emulate_kv_write_limit: bool,
     /// Bad API keys one source may present per minute before it gets 429s.
     pub bad_credentials_per_minute: u32,
-    /// `SIGNING_KEYS`: sign widget session tokens (and result URLs).
-    pub signing_keys: Option<SigningKeys>,
     /// How long a job record lives in KV.
     pub job_ttl_s: u64,
     /// After this long without a webhook, reading a job asks FAL directly.
@@ -38,8 +38,16 @@ pub struct Config {
     /// Where generation events are forwarded, if anywhere.
     pub metrics_endpoint: Option<String>,
     pub metrics_token: Option<Secret>,
-    /// Generation rows older than this are deleted by the scheduled handler.
+    /// Generation rows older than this are deleted by the scheduled handler,
+    /// and their images before them (a client may keep its images less long).
     pub retention_days: u64,
+    /// `SIGNING_KEYS`: signs what we hand out (result URLs, …), one derived
+    /// key per purpose. Without it, views link FAL's URLs instead of ours.
+    pub signing_keys: Option<Rc<SigningKeys>>,
+    /// How long a minted result URL works.
+    pub result_url_ttl_s: u64,
+    /// FAL outputs larger than this are refused (the generation is an error).
+    pub max_result_bytes: u64,
 }
 
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
@@ -52,6 +60,11 @@ pub const DEFAULT_JOB_TTL_S: u64 = 3600;
 pub const DEFAULT_JOB_POLL_AFTER_MS: u64 = 20_000;
 /// 13 months: a year of invoices plus the month in progress.
 pub const DEFAULT_RETENTION_DAYS: u64 = 396;
+/// Larger than any output of the offered models at their offered sizes.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 25 * 1024 * 1024;
+/// FAL keeps its copy of an output one day: long enough for the cron to
+/// retry a failed copy about 24 times, after which ours is the only one.
+pub const DEFAULT_FAL_OUTPUT_EXPIRATION_S: u64 = 24 * 3600;
 pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
 impl Config {
@@ -69,6 +82,7 @@ impl Config {
                 timeout_ms: number("FAL_TIMEOUT_MS", DEFAULT_FAL_TIMEOUT_MS)?,
                 jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
                 models: ModelRegistry::with_overrides(var("FAL_MODEL_ENDPOINTS").as_deref())?,
+                output_expiration_s: number("FAL_OUTPUT_EXPIRATION_SECONDS", DEFAULT_FAL_OUTPUT_EXPIRATION_S)?.max(600),
             },
             admin_password_digest: secret("ADMIN_PASSWORD").map(|p| Sha256::digest(p.as_bytes()).into()),
             image_policy: ImagePolicy {
@@ -78,7 +92,6 @@ impl Config {
             max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
             test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
-            signing_keys: secret("SIGNING_KEYS").map(|raw| SigningKeys::parse(&raw)).transpose()?,
             bad_credentials_per_minute: number(
                 "BAD_CREDENTIALS_PER_MINUTE",
                 DEFAULT_BAD_CREDENTIALS_PER_MINUTE,
@@ -93,6 +106,11 @@ impl Config {
             metrics_endpoint: var("METRICS_ENDPOINT"),
             metrics_token: secret("METRICS_TOKEN").map(Secret::new),
             retention_days: number("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?.max(1),
+            signing_keys: secret("SIGNING_KEYS").map(|raw| SigningKeys::parse(&raw)).transpose()?.map(Rc::new),
+            // At most 7 days: a retired signing key is kept that long (docs/operations.md §8).
+            result_url_ttl_s: number("RESULT_URL_TTL_SECONDS", result_url::DEFAULT_TTL_S)?.clamp(60, result_url::DEFAULT_TTL_S),
+            // A streamed copy declares its length as 32 bits.
+            max_result_bytes: number("MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?.clamp(1, u64::from(u32::MAX)),
         })
     }
 }

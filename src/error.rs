@@ -19,6 +19,8 @@ pub enum ApiError {
     MethodNotAllowed { allowed: Vec<&'static str> },
     /// 409: conflicts with the current state.
     Conflict { code: &'static str, message: String },
+    /// 410: it existed, and is gone for good (an image past its retention).
+    Gone { code: &'static str, message: String },
     /// 413: body over the cap.
     PayloadTooLarge { limit_bytes: usize },
     /// 415: the body is not JSON.
@@ -63,6 +65,7 @@ impl ApiError {
             Self::NotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::Conflict { .. } => 409,
+            Self::Gone { .. } => 410,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
             Self::Invalid { .. } => 422,
@@ -84,6 +87,7 @@ impl ApiError {
             | Self::Unauthenticated { code, .. }
             | Self::Forbidden { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Gone { code, .. }
             | Self::Invalid { code, .. }
             | Self::TooManyRequests { code, .. } => code,
             Self::NotFound { .. } => "not_found",
@@ -94,7 +98,7 @@ impl ApiError {
                 FalFailure::Rejected { .. } => "upstream_rejected_input",
                 FalFailure::Busy => "upstream_busy",
                 FalFailure::Timeout { .. } => "upstream_timeout",
-                FalFailure::Malformed { .. } => "upstream_malformed_response",
+                FalFailure::Malformed { .. } | FalFailure::UnusableOutput { .. } => "upstream_malformed_response",
                 FalFailure::Unauthorized { .. } | FalFailure::Failed { .. } | FalFailure::Network { .. } => {
                     "upstream_error"
                 }
@@ -111,6 +115,7 @@ impl ApiError {
             | Self::Forbidden { message, .. }
             | Self::NotFound { message }
             | Self::Conflict { message, .. }
+            | Self::Gone { message, .. }
             | Self::Invalid { message, .. }
             | Self::TooManyRequests { message, .. }
             | Self::Unavailable { message } => message.clone(),
@@ -184,6 +189,8 @@ mod tests {
         assert_eq!(ApiError::Upstream(FalFailure::Timeout { after_ms: 5 }).status(), 504);
         assert_eq!(ApiError::Upstream(FalFailure::Failed { status: 500, reason: "x".into() }).status(), 502);
         assert_eq!(ApiError::Upstream(FalFailure::Malformed { reason: "x".into() }).status(), 502);
+        let unusable = ApiError::Upstream(FalFailure::UnusableOutput { reason: "the output file is not a PNG, JPEG or WebP image".into() });
+        assert_eq!((unusable.status(), unusable.code()), (502, "upstream_malformed_response"));
         let rejected = ApiError::Upstream(FalFailure::Rejected { reason: "person_image_url: bad".into() });
         assert_eq!((rejected.status(), rejected.code()), (422, "upstream_rejected_input"));
         assert!(rejected.message().contains("person_image_url: bad"));

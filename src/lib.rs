@@ -15,6 +15,7 @@ pub mod limiter;
 pub mod maintenance;
 pub mod outbound;
 pub mod request;
+pub mod results;
 pub mod router;
 pub mod secret;
 pub mod state;
@@ -62,7 +63,13 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         (Ok(c), Ok(db)) => (c, db),
         _ => return worker::console_error!("maintenance skipped: configuration or D1 binding missing"),
     };
-    maintenance::run(&db, &config, event.schedule() as u64).await;
+    let now = event.schedule() as u64;
+    // Images first: a row is deleted only once its image is.
+    match bindings::results(&env) {
+        Ok(bucket) => maintenance::keep_results(&db, &store::results::ResultBucket::new(bucket), &config, now).await,
+        Err(_) => worker::console_error!("result maintenance skipped: RESULTS binding missing"),
+    }
+    maintenance::run(&db, &config, now).await;
 }
 
 /// The request's clock: real time, unless a test run turned on `TEST_CLOCK`

@@ -3,7 +3,9 @@
 use crate::config::Config;
 use crate::domain::time::DAY_MS;
 use crate::error::ApiResult;
+use crate::results::retention;
 use crate::store;
+use crate::store::results::ResultBucket;
 use worker::D1Database;
 
 /// Runs every task; one failing does not stop the others. Idempotency keys
@@ -13,6 +15,16 @@ pub async fn run(db: &D1Database, config: &Config, now: u64) {
     report("purge expired admin sessions", store::sessions::purge_expired(db, now, config.session_idle_timeout_ms).await);
     let cutoff = now.saturating_sub(config.retention_days * DAY_MS);
     report("delete generations past retention", store::generations::delete_older_than(db, cutoff).await);
+}
+
+/// Our copies of result images: retry failed copies while FAL still has the
+/// file, give up those it no longer has, delete images past retention, and
+/// continue erasing deleted clients.
+pub async fn keep_results(db: &D1Database, bucket: &ResultBucket, config: &Config, now: u64) {
+    report("retry image copies", retention::retry_copies(db, bucket, config, now).await);
+    report("give up image copies FAL no longer has", retention::give_up_copies(db, config, now).await);
+    report("delete images past retention", retention::delete_past_retention(db, bucket, config, now).await);
+    report("erase deleted clients' images", retention::erase_deleted_clients(db, bucket, now).await);
 }
 
 fn report(task: &str, result: ApiResult<u64>) {

@@ -38,6 +38,8 @@ pub enum Route {
     AdminOverview,
     AdminClientStats(String),
     AdminClientShoppers(String),
+    AdminDeleteClient(String),
+    ResultImage(String),
 }
 
 /// Who may call a route; `http::dispatch` checks it before any handler runs.
@@ -60,6 +62,8 @@ pub enum Access {
     SameOrigin,
     /// FAL's webhook: its Ed25519 signature, verified before the handler runs.
     FalSignature,
+    /// A result image: the URL's own signature and expiry, verified before the handler runs.
+    ResultSignature,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -69,7 +73,7 @@ pub enum RouteError {
 }
 
 pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteError> {
-    use Access::{Admin, AdminWrite, ClientKey, FalSignature, Public, SameOrigin, SecretKey, ShopperKey};
+    use Access::{Admin, AdminWrite, ClientKey, FalSignature, Public, ResultSignature, SameOrigin, SecretKey, ShopperKey};
     use Method::{Delete, Get, Patch, Post};
     let trimmed = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
@@ -87,6 +91,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
         ["api", "shoppers", "me", "generations"] => vec![(Get, Route::ShopperHistory, ShopperKey)],
         ["api", "shoppers", shopper] => vec![(Delete, Route::EraseShopper(id(shopper)), SecretKey)],
         ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook, FalSignature)],
+        ["v1", "results", generation] => vec![(Get, Route::ResultImage(id(generation)), ResultSignature)],
         ["admin"] => vec![(Get, Route::AdminPage, Public)],
         ["admin", "assets", name] => vec![(Get, Route::AdminAsset(id(name)), Public)],
         ["admin", "login"] => vec![(Post, Route::AdminLogin, SameOrigin)],
@@ -97,6 +102,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
         ["admin", "clients", client] => vec![
             (Get, Route::AdminGetClient(id(client)), Admin),
             (Patch, Route::AdminUpdateClient(id(client)), AdminWrite),
+            (Delete, Route::AdminDeleteClient(id(client)), AdminWrite),
         ],
         ["admin", "clients", client, "stats"] => vec![(Get, Route::AdminClientStats(id(client)), Admin)],
         ["admin", "clients", client, "metrics"] => vec![(Get, Route::AdminClientMetrics(id(client)), Admin)],
@@ -157,6 +163,14 @@ mod tests {
         assert_eq!(resolve(&Method::Post, "/admin/clients").map(|(_, a)| a), Ok(Access::AdminWrite));
         assert_eq!(resolve(&Method::Post, "/admin/login").map(|(_, a)| a), Ok(Access::SameOrigin));
         assert_eq!(resolve(&Method::Post, "/api/webhooks/fal").map(|(_, a)| a), Ok(Access::FalSignature));
+        assert_eq!(resolve(&Method::Delete, "/admin/clients/cl_1"), Ok((Route::AdminDeleteClient("cl_1".into()), Access::AdminWrite)));
+    }
+
+    #[test]
+    fn result_images_are_served_to_whoever_holds_a_signed_url() {
+        assert_eq!(resolve(&Method::Get, "/v1/results/gen_1"), Ok((Route::ResultImage("gen_1".into()), Access::ResultSignature)));
+        assert_eq!(resolve(&Method::Head, "/v1/results/gen_1").map(|(_, a)| a), Ok(Access::ResultSignature));
+        assert_eq!(route(Method::Delete, "/v1/results/gen_1"), Err(RouteError::MethodNotAllowed(vec!["GET"])));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::fal::client::Fal;
 use crate::limiter::client::{Limiter, LoginLimiter};
 use crate::limiter::protocol::LimitStatus;
 use crate::store::jobs::JobStore;
+use crate::store::results::ResultBucket;
 use std::cell::RefCell;
 use std::future::Future;
 use std::ops::Deref;
@@ -24,6 +25,8 @@ pub struct Services {
     pub jobs: JobStore,
     pub limiter: Limiter,
     pub login: LoginLimiter,
+    /// Generations' output images (R2).
+    pub results: ResultBucket,
 }
 
 impl Services {
@@ -35,6 +38,7 @@ impl Services {
             config,
             limiter: Limiter::new(bindings::rate_limiters(env)?),
             login: LoginLimiter::new(bindings::login_throttles(env)?),
+            results: ResultBucket::new(bindings::results(env)?),
         })
     }
 }
@@ -50,6 +54,8 @@ pub struct Ctx {
     pub now: u64,
     limits: Rc<RefCell<Option<LimitStatus>>>,
     timings: Rc<RefCell<Vec<(&'static str, u64)>>>,
+    /// The origin the request came to, for links when `PUBLIC_BASE_URL` is unset.
+    origin: Rc<RefCell<String>>,
 }
 
 impl Deref for Ctx {
@@ -62,13 +68,22 @@ impl Deref for Ctx {
 
 impl Ctx {
     pub fn new(services: Rc<Services>, wait: Context, now: u64) -> Self {
-        Self { services, wait: Rc::new(wait), now, limits: Rc::default(), timings: Rc::default() }
+        Self { services, wait: Rc::new(wait), now, limits: Rc::default(), timings: Rc::default(), origin: Rc::default() }
     }
 
     /// The same request, later: background work that outlives the response
     /// moves the request's clock on by the real time that has passed.
     pub fn later(&self, started_ms: u64) -> Self {
         Self { now: self.now + Date::now().as_millis().saturating_sub(started_ms), ..self.clone() }
+    }
+
+    pub fn set_origin(&self, origin: String) {
+        *self.origin.borrow_mut() = origin;
+    }
+
+    /// Where our own links point: `PUBLIC_BASE_URL`, else the request's origin.
+    pub fn public_base(&self) -> String {
+        self.config.public_base_url.clone().unwrap_or_else(|| self.origin.borrow().clone())
     }
 
     /// Runs `work` after (or beside) the response, for as long as the

@@ -222,6 +222,7 @@ async function showClient(id) {
   const concurrency = el("input", { type: "number", min: 1, value: client.max_concurrent });
   const origins = el("textarea", { rows: 2 }, client.allowed_origins.join("\n"));
   const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon" });
+  const retention = el("input", { type: "number", min: 1, value: client.retention_days ?? "", placeholder: "service default", testid: "edit-retention" });
   const edit = el("form", { class: "card grid", testid: "edit-client", onsubmit: async (event) => {
     event.preventDefault();
     message.textContent = "";
@@ -229,6 +230,7 @@ async function showClient(id) {
       const updated = await api("PATCH", path, {
         active: active.checked, usage_limit: Number(limit.value), rate_limit_per_minute: Number(rate.value),
         max_concurrent: Number(concurrency.value), allowed_origins: originsFrom(origins.value), webhook_url: webhook.value || null,
+        retention_days: retention.value === "" ? null : Number(retention.value),
       });
       toast("Saved");
       if (updated.webhook_secret) revealed.replaceChildren(shownOnce("Callback signing secret", updated.webhook_secret, "webhook-secret"));
@@ -236,7 +238,17 @@ async function showClient(id) {
   } },
     el("label", {}, "Active", active), el("label", {}, "Monthly limit", limit), el("label", {}, "Rate per minute", rate),
     el("label", {}, "Max concurrent", concurrency), el("label", {}, "Allowed origins (one per line)", origins),
-    el("label", {}, "Callback URL", webhook), el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
+    el("label", {}, "Callback URL", webhook), el("label", {}, "Keep result images (days)", retention),
+    el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
+
+  const remove = el("div", { class: "row" }, el("button", { type: "button", class: "danger", testid: "delete-client", onclick: async () => {
+    if (!confirm(`Delete ${client.name}? Its keys stop working at once; its generations and result images are erased. Past usage stays for invoicing.`)) return;
+    try {
+      const deleted = await api("DELETE", path);
+      toast(deleted.erasure.complete ? "Client deleted" : "Client deleted; its remaining images are erased in the background");
+      location.hash = "#/clients";
+    } catch (e) { toast(e.message); }
+  } }, "Delete client"));
 
   const grace = el("select", {}, [["0", "revoke old keys now"], ["3600", "keep old keys 1 hour"], ["86400", "keep old keys 1 day"], ["604800", "keep old keys 7 days"]].map(([v, t]) => el("option", { value: v }, t)));
   const keys = el("table", { testid: "keys" },
@@ -281,7 +293,8 @@ async function showClient(id) {
     el("p", {}, byModel.length ? byModel.map(([m, n]) => el("span", { class: "pill" }, `${m}: ${fmt.n(n)}`)) : ""),
     el("h2", {}, "Recent events"), events,
     el("h2", {}, "Settings"), edit,
-    el("h2", {}, "API keys"), keys, rotate);
+    el("h2", {}, "API keys"), keys, rotate,
+    el("h2", {}, "Danger zone"), remove);
 }
 
 // ---------- routing ----------

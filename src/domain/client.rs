@@ -16,6 +16,9 @@ pub const DEFAULT_WIDGET_RATE_LIMIT_PER_MINUTE: u32 = 30;
 pub const DEFAULT_SHOPPER_RATE_LIMIT_PER_MINUTE: u32 = 5;
 pub const DEFAULT_SHOPPER_DAILY_LIMIT: u32 = 30;
 const MAX_SHOPPER_DAILY_LIMIT: u32 = 10_000;
+/// A client's image retention is between a day and ten years (and, when
+/// applied, never longer than `RETENTION_DAYS`: see `retention_days`).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClient {
@@ -63,6 +66,8 @@ pub struct ClientChanges {
     pub widget_rate_limit_per_minute: Option<u32>,
     pub shopper_rate_limit_per_minute: Option<u32>,
     pub shopper_daily_limit: Option<u32>,
+    /// Days its result images are kept; `Some(None)` returns to the default.
+    pub retention_days: Option<Option<u32>>,
 }
 
 impl ClientChanges {
@@ -118,6 +123,8 @@ struct RawClientChanges {
     widget_rate_limit_per_minute: Option<u32>,
     shopper_rate_limit_per_minute: Option<u32>,
     shopper_daily_limit: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    retention_days: Option<Option<u32>>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -167,6 +174,7 @@ impl ClientChanges {
             widget_rate_limit_per_minute: raw.widget_rate_limit_per_minute.map(check_widget_rate).transpose()?,
             shopper_rate_limit_per_minute: raw.shopper_rate_limit_per_minute.map(check_shopper_rate).transpose()?,
             shopper_daily_limit: raw.shopper_daily_limit.map(check_shopper_daily).transpose()?,
+            retention_days: raw.retention_days.map(|d| d.map(check_retention).transpose()).transpose()?,
         };
         if changes.is_empty() {
             return Err(InputError::invalid("empty_update", "the body changes no field"));
@@ -231,6 +239,13 @@ fn check_webhook_url(raw: &str, allow_loopback_http: bool) -> Result<String, Inp
         return Err(bad());
     }
     Ok(url.to_string())
+}
+
+fn check_retention(days: u32) -> Result<u32, InputError> {
+    if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+        return Err(InputError::invalid("invalid_retention", format!("`retention_days` must be between 1 and {MAX_RETENTION_DAYS}")));
+    }
+    Ok(days)
 }
 
 fn check_burst(burst: u32) -> Result<u32, InputError> {
@@ -344,6 +359,16 @@ mod tests {
         assert!(burst.touches_limits());
         assert!(!ClientChanges::from_json(br#"{"name":"x"}"#, false).unwrap().touches_limits());
         assert_eq!(code(ClientChanges::from_json(br#"{"max_concurrent":0}"#, false)), "invalid_limit");
+    }
+
+    #[test]
+    fn retention_can_be_set_cleared_and_is_range_checked() {
+        let set = ClientChanges::from_json(br#"{"retention_days":30}"#, false).unwrap();
+        assert_eq!(set.retention_days, Some(Some(30)));
+        assert!(!set.touches_limits());
+        assert_eq!(ClientChanges::from_json(br#"{"retention_days":null}"#, false).unwrap().retention_days, Some(None));
+        assert_eq!(code(ClientChanges::from_json(br#"{"retention_days":0}"#, false)), "invalid_retention");
+        assert_eq!(code(ClientChanges::from_json(br#"{"retention_days":3651}"#, false)), "invalid_retention");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! like the MVP's JobData, plus what FAL's queue returned), and its states.
 
 use super::shopper::Metadata;
+use super::result_url::ResultUrls;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +126,14 @@ impl Job {
         }
     }
 
-    /// What a client sees of its job (times in ms since the epoch, as the MVP's JobData).
-    pub fn view(&self) -> serde_json::Value {
+    /// What a client sees of its job (times in ms since the epoch, as the
+    /// MVP's JobData). `urls` mints the image's URL fresh for this read: ours
+    /// (signed, served from our bucket), never FAL's, unless we cannot sign.
+    pub fn view(&self, urls: &ResultUrls) -> serde_json::Value {
+        let image_url = match self.status {
+            JobStatus::Done => urls.link(&self.client_id, &generation_id_of(&self.id), self.image_url.as_deref()),
+            _ => None,
+        };
         serde_json::json!({
             "id": self.id,
             "status": self.status,
@@ -134,7 +141,7 @@ impl Job {
             "fal_start": self.fal_start,
             "fal_end": self.fal_end,
             "completed_at": self.completed_at,
-            "image_url": self.image_url,
+            "image_url": image_url,
             "error": self.error,
             "client_id": self.client_id,
             "garments_count": self.garments_count,
@@ -212,6 +219,20 @@ mod tests {
         j.finish(&JobOutcome::Canceled, 5_000);
         assert_eq!(j.status, JobStatus::Canceled);
         assert!(j.status.is_finished());
+    }
+
+    #[test]
+    fn a_done_jobs_view_links_our_signed_url_not_fals() {
+        let mut j = job();
+        j.client_id = "cl_0123456789abcdef".into();
+        let keys = crate::domain::signing::SigningKeys::parse("k1:0123456789abcdef0123456789abcdef").unwrap();
+        let urls = ResultUrls::new(Some(&keys), "https://api.example", 3600, 5_000);
+        assert_eq!(j.view(&urls)["image_url"], serde_json::Value::Null, "nothing before it is done");
+        j.finish(&JobOutcome::Done { image_url: "https://v3.fal.media/x.png".into(), description: None }, 5_000);
+        let shown = j.view(&urls)["image_url"].as_str().unwrap().to_string();
+        assert!(shown.starts_with("https://api.example/v1/results/gen_abcdefghij0123456789?client=cl_0123456789abcdef&"), "{shown}");
+        let unsigned = ResultUrls::new(None, "https://api.example", 3600, 5_000);
+        assert_eq!(j.view(&unsigned)["image_url"], "https://v3.fal.media/x.png", "without keys, FAL's URL");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct FalSettings {
     pub timeout_ms: u64,
     pub jwks_url: String,
     pub models: ModelRegistry,
+    /// How long FAL should keep the files a request produces (sent as its
+    /// object-lifecycle preference): ours is the durable copy, FAL's only
+    /// needs to outlive our copying and its retries.
+    pub output_expiration_s: u64,
 }
 
 /// The FAL client.
@@ -49,7 +53,7 @@ impl Fal {
         let started = Date::now().as_millis();
         let url = format!("{}/{}", self.settings.base_url, self.settings.models.endpoint(request.model));
         let result = self
-            .send(Method::Post, &url, Some(&fal_input(request)), self.settings.timeout_ms)
+            .send_producing(&url, &fal_input(request), self.settings.timeout_ms)
             .await
             .and_then(|(status, body)| interpret_response(status, &body));
         FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
@@ -63,7 +67,7 @@ impl Fal {
         let mut url = url::Url::parse(&format!("{}/{}", self.settings.queue_url, endpoint))
             .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
         url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
-        let (status, body) = self.send(Method::Post, url.as_str(), Some(&fal_input(request)), QUEUE_TIMEOUT_MS).await?;
+        let (status, body) = self.send_producing(url.as_str(), &fal_input(request), QUEUE_TIMEOUT_MS).await?;
         match status {
             200..=299 => Ok((parse_submission(&body)?, queue_position_of(&body))),
             _ => Err(failure(status, &body)),
@@ -113,13 +117,28 @@ impl Fal {
 
     async fn send(&self, method: Method, url: &str, body: Option<&serde_json::Value>, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
         let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
-        exchange(method, url, Some(key.expose()), body, timeout_ms).await
+        exchange(method, url, Some(key.expose()), body, &[], timeout_ms).await
+    }
+
+    /// A POST that runs a model: it carries our lifecycle preference for the files it produces.
+    async fn send_producing(&self, url: &str, body: &serde_json::Value, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
+        let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
+        let lifecycle = lifecycle_preference(self.settings.output_expiration_s);
+        exchange(Method::Post, url, Some(key.expose()), Some(body), &[(LIFECYCLE_HEADER, &lifecycle)], timeout_ms).await
     }
 }
 
 /// `GET` without credentials (FAL's public JWKS).
 pub async fn get_public(url: &str, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
-    exchange(Method::Get, url, None, None, timeout_ms).await
+    exchange(Method::Get, url, None, None, &[], timeout_ms).await
+}
+
+/// FAL's media-expiration header: how long to keep a request's output files
+/// (https://docs.fal.ai/documentation/model-apis/media-expiration).
+pub const LIFECYCLE_HEADER: &str = "x-fal-object-lifecycle-preference";
+
+pub fn lifecycle_preference(expiration_s: u64) -> String {
+    serde_json::json!({ "expiration_duration_seconds": expiration_s }).to_string()
 }
 
 async fn exchange(
@@ -127,10 +146,12 @@ async fn exchange(
     url: &str,
     key: Option<&str>,
     body: Option<&serde_json::Value>,
+    extra: &[(&str, &str)],
     timeout_ms: u64,
 ) -> Result<(u16, String), FalFailure> {
     let authorization = key.map(|k| format!("Key {k}"));
     let mut headers = vec![("accept", "application/json")];
+    headers.extend_from_slice(extra);
     if let Some(auth) = &authorization {
         headers.push(("authorization", auth));
     }

@@ -112,6 +112,9 @@ pub enum FalFailure {
     Timeout { after_ms: u64 },
     /// FAL answered 2xx with a body we cannot read.
     Malformed { reason: String },
+    /// FAL's answer was fine, but the file it names is not an image we keep
+    /// (not an image by its first bytes, or over the size cap).
+    UnusableOutput { reason: String },
     /// The connection failed before an answer.
     Network { reason: String },
 }
@@ -127,6 +130,7 @@ impl FalFailure {
             FalFailure::Failed { status, reason } => format!("FAL failed with HTTP {status}: {reason}"),
             FalFailure::Timeout { after_ms } => format!("FAL did not answer within {after_ms} ms"),
             FalFailure::Malformed { reason } => format!("FAL answered with an unreadable body: {reason}"),
+            FalFailure::UnusableOutput { reason } => format!("FAL's output cannot be used: {reason}"),
             FalFailure::Network { reason } => format!("could not reach FAL: {reason}"),
         }
     }

@@ -19,6 +19,7 @@ use crate::events;
 use crate::fal::models::{FalFailure, QueueStatus};
 use crate::limiter::jobs::JobState;
 use crate::limiter::protocol::{JobCreate, JobFinish, JobProgress};
+use crate::results;
 use crate::state::Ctx;
 use crate::store::generations::{record, GenerationRow, Recorded};
 use std::time::Duration;
@@ -94,8 +95,15 @@ pub async fn submit(ctx: &Ctx, client: &ClientId, job_id: String, request: &Gene
 /// Ends `job` with `outcome`, unless someone else already did.
 pub async fn complete(ctx: &Ctx, job: Job, outcome: JobOutcome) -> ApiResult<Completion> {
     let client = client_of(&job)?;
-    let row = GenerationRow::of_job(&job, &outcome, ctx.now);
-    let recorded = ctx.timed("store", record(&ctx.db, &row)).await?;
+    // Results: FAL's image is checked (and its copy to our bucket started) before the job counts as done.
+    let (outcome, capture) = results::keep::check_job_outcome(ctx, outcome).await;
+    let kept = results::keep::kept(&capture);
+    let mut row = GenerationRow::of_job(&job, &outcome, ctx.now);
+    (row.result_status, row.result_content_type, row.result_bytes, row.result_error) = (kept.status, kept.content_type, kept.bytes, kept.error);
+    let recorded = ctx.timed("store", record(&ctx.db, &row)).await;
+    // Results: the copy runs on after the answer, unless another caller recorded the job (theirs copies).
+    results::keep::copy_after_answer(ctx, capture, &row, matches!(recorded, Ok(Recorded::New)));
+    let recorded = recorded?;
     if recorded == Recorded::New {
         events::generation_recorded(ctx, &row);
     }

@@ -5,8 +5,9 @@
 use super::record::record_or_log;
 use crate::domain::generation::{GenerationRequest, Outcome};
 use crate::fal::models::{FalFailure, FalOutput};
+use crate::results;
 use crate::state::Ctx;
-use crate::store::generations::GenerationRow;
+use crate::store::generations::{GenerationRow, Recorded};
 use std::sync::atomic::{AtomicBool, Ordering};
 use worker::Date;
 
@@ -28,7 +29,10 @@ pub struct SyncGeneration {
 /// `started` is when the request arrived (for the total duration).
 pub async fn run(ctx: &Ctx, client_id: &str, generation_id: String, request: &GenerationRequest, started: u64) -> SyncGeneration {
     let call = ctx.timed("fal", ctx.fal.run_sync(request)).await;
-    let (status, image_url, error) = match &call.result {
+    // Results: FAL's image is checked (and its copy to our bucket started) before the attempt counts as a success.
+    let (result, capture) = results::keep::check_output(ctx, call.result).await;
+    let kept = results::keep::kept(&capture);
+    let (status, image_url, error) = match &result {
         Ok(output) => (Outcome::Success, Some(output.image.url.clone()), None),
         Err(failure) => (Outcome::Error, None, Some(failure.describe())),
     };
@@ -48,7 +52,13 @@ pub async fn run(ctx: &Ctx, client_id: &str, generation_id: String, request: &Ge
         created_at: ctx.now,
         shopper_id: request.shopper_id.as_ref().map(|s| s.as_str().to_string()),
         metadata: request.metadata.to_column(),
+        result_status: kept.status,
+        result_content_type: kept.content_type,
+        result_bytes: kept.bytes,
+        result_error: kept.error,
     };
-    ctx.timed("store", record_or_log(ctx, &row)).await;
-    SyncGeneration { row, result: call.result }
+    let recorded = ctx.timed("store", record_or_log(ctx, &row)).await;
+    // Results: the copy runs on after the answer (unrecorded rows too: the URL works without the row).
+    results::keep::copy_after_answer(ctx, capture, &row, recorded != Some(Recorded::AlreadyRecorded));
+    SyncGeneration { row, result }
 }

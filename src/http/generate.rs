@@ -15,6 +15,7 @@ use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
 use crate::generation::{settle, sync};
 use crate::limiter::protocol::StoredResponse;
+use crate::results::links;
 use crate::state::Ctx;
 use serde_json::json;
 use worker::Response;
@@ -41,13 +42,20 @@ pub async fn run(ctx: &Ctx, client: &ApiClient, input: GenerationInput) -> ApiRe
 async fn generate(ctx: &Ctx, client: &ClientId, input: GenerationInput) -> ApiResult<StoredResponse> {
     let done = sync::run(ctx, client.as_str(), input.id, &input.request, input.started).await;
     let reply = done.result.map_err(ApiError::from).map(|output| {
+        // Our URL (served from our bucket), never FAL's, which FAL deletes.
+        let image_url = links::of_row(&links::urls(ctx), &done.row);
+        let mut image = json!(output.image);
+        image["url"] = json!(image_url);
+        if let Some(content_type) = &done.row.result_content_type {
+            image["content_type"] = json!(content_type);
+        }
         let body = json!({
             "generation_id": done.row.id,
-            "image_url": output.image.url,
+            "image_url": image_url,
             "model": done.row.model,
             "duration_ms": done.row.duration_ms,
             "fal_duration_ms": done.row.fal_duration_ms,
-            "image": output.image,
+            "image": image,
             "description": output.description,
         });
         StoredResponse { status: 200, body: body.to_string(), location: None }

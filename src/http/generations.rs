@@ -4,10 +4,12 @@
 use super::paging::{page_params, split_page};
 use crate::domain::cursor::Cursor;
 use crate::domain::api_key::ApiKey;
+use crate::domain::result_url::ResultUrls;
 use crate::domain::shopper::{Metadata, ShopperId};
 use crate::domain::time::to_rfc3339;
 use crate::error::ApiResult;
 use crate::request::{query_pairs, query_value};
+use crate::results::links;
 use crate::state::Ctx;
 use crate::store::d1_error;
 use crate::store::generations::{list_for_client, GenerationRow, KeyGuard};
@@ -36,22 +38,24 @@ pub fn page_statement(ctx: &Ctx, key: &ApiKey, page: &PageRequest) -> ApiResult<
     Ok(vec![list_for_client(&ctx.db, key.client_id(), page.shopper.as_ref(), guard, page.limit + 1, page.after.as_ref())?])
 }
 
-pub fn list(page: PageRequest, results: Vec<D1Result>) -> ApiResult<Response> {
+pub fn list(ctx: &Ctx, page: PageRequest, results: Vec<D1Result>) -> ApiResult<Response> {
     let rows: Vec<GenerationRow> = match results.first() {
         Some(result) => result.results().map_err(d1_error)?,
         None => Vec::new(),
     };
-    super::respond::json(200, &page_of(rows, page.limit, public_view))
+    let urls = links::urls(ctx);
+    super::respond::json(200, &page_of(rows, page.limit, |g| public_view(g, &urls)))
 }
 
 /// A page of generations in the shape every list endpoint uses.
-pub fn page_of(rows: Vec<GenerationRow>, limit: u32, view: fn(&GenerationRow) -> Value) -> Value {
+pub fn page_of(rows: Vec<GenerationRow>, limit: u32, view: impl Fn(&GenerationRow) -> Value) -> Value {
     let (rows, next_cursor) = split_page(rows, limit, |r| Cursor { created_at: r.created_at, id: r.id.clone() });
     json!({ "data": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor })
 }
 
-/// What a client sees of its own generations.
-pub fn public_view(g: &GenerationRow) -> Value {
+/// What a client sees of its own generations. `image_url` is our signed
+/// URL, minted for this read; null once the image is gone (or never was).
+pub fn public_view(g: &GenerationRow, urls: &ResultUrls) -> Value {
     json!({
         "id": g.id,
         "model": g.model,
@@ -59,7 +63,10 @@ pub fn public_view(g: &GenerationRow) -> Value {
         "endpoint": g.endpoint,
         "duration_ms": g.duration_ms,
         "fal_duration_ms": g.fal_duration_ms,
-        "image_url": g.image_url,
+        "image_url": links::of_row(urls, g),
+        "image_status": g.result_status.map(|s| s.as_str()),
+        "image_content_type": g.result_content_type,
+        "image_bytes": g.result_bytes,
         "error": g.error,
         "garments_count": g.garments_count,
         "job_id": g.job_id,
@@ -69,10 +76,13 @@ pub fn public_view(g: &GenerationRow) -> Value {
     })
 }
 
-/// What admins see: everything, including the client and cold starts.
-pub fn admin_view(g: &GenerationRow) -> Value {
-    let mut v = public_view(g);
+/// What admins see: everything, including the client, cold starts, FAL's
+/// original URL and why an image copy has not (yet) been made.
+pub fn admin_view(g: &GenerationRow, urls: &ResultUrls) -> Value {
+    let mut v = public_view(g, urls);
     v["client_id"] = json!(g.client_id);
     v["cold_start"] = json!(g.cold_start != 0);
+    v["fal_image_url"] = json!(g.image_url);
+    v["image_error"] = json!(g.result_error);
     v
 }

@@ -45,6 +45,7 @@ impl GenerationInput {
             garments_count: self.request.garments.len() as u64,
             endpoint: endpoint.to_string(),
             job: self.id.starts_with("job_"),
+            deadline_ms: Date::now().as_millis() + ttl_ms,
         };
         ReserveRequest { id: self.id.clone(), ttl_ms, meta: Some(meta) }
     }

@@ -14,6 +14,7 @@ use crate::generation::{follow, settle};
 use crate::limiter::jobs::JobState;
 use crate::limiter::protocol::{JobRead, JobSubscribe, StoredResponse};
 use crate::request::header;
+use crate::results::links;
 use crate::state::Ctx;
 use worker::{Request, Response};
 
@@ -42,7 +43,7 @@ pub async fn create(req: &Request, ctx: &Ctx, client: &ApiClient, input: Generat
         .detached(async move {
             let reply = lifecycle::submit(&work, &owner, job_id, &input.request, &webhook_url)
                 .await
-                .map(|job| StoredResponse { status: 202, body: job.view().to_string(), location: Some(format!("/api/jobs/{}", job.id)) });
+                .map(|job| StoredResponse { status: 202, body: job.view(&links::urls(&work)).to_string(), location: Some(format!("/api/jobs/{}", job.id)) });
             // The reservation is settled when the job ends; only the key completes now.
             settle::finish(&work, &owner, None, idempotency::completion(claim.as_ref(), &reply)).await;
             reply
@@ -104,7 +105,7 @@ fn visible_to(client: &ApiClient, job: Job) -> ApiResult<Job> {
 }
 
 pub async fn show(ctx: &Ctx, client: &ApiClient, id: &str, state: Option<JobState>) -> ApiResult<Response> {
-    json(200, &current(ctx, client, id, state).await?.view())
+    json(200, &current(ctx, client, id, state).await?.view(&links::urls(ctx)))
 }
 
 /// Cancels at FAL and ends the job as `canceled`, which costs no quota. A
@@ -115,7 +116,7 @@ pub async fn cancel(ctx: &Ctx, client: &ApiClient, id: &str, state: Option<JobSt
         None => current(ctx, client, id, None).await?,
     };
     match lifecycle::cancel(ctx, job).await? {
-        Cancellation::Canceled(job) => json(200, &job.view()),
+        Cancellation::Canceled(job) => json(200, &job.view(&links::urls(ctx))),
         Cancellation::AlreadyFinished(job) => {
             Err(ApiError::conflict("job_finished", format!("the job already ended with status `{}`", job.status.as_str())))
         }
@@ -134,9 +135,9 @@ pub async fn events(req: &Request, ctx: &Ctx, client: &ApiClient, id: &str, stat
         // A job only KV knows (created before the object kept jobs): its
         // state now, as one event; the client then polls.
         let job = current(ctx, client, id, None).await?;
-        return stream_response(Response::from_bytes(crate::domain::sse::event(1, job.status.as_str(), &job.view().to_string()).into_bytes())?);
+        return stream_response(Response::from_bytes(crate::domain::sse::event(1, job.status.as_str(), &job.view(&links::urls(ctx)).to_string()).into_bytes())?);
     }
-    let subscribe = JobSubscribe { id: id.to_string(), last_event_id, now: ctx.now, max_ms: STREAM_MAX_MS };
+    let subscribe = JobSubscribe { id: id.to_string(), last_event_id, now: ctx.now, max_ms: STREAM_MAX_MS, base: ctx.public_base() };
     let (stream, lead) = ctx.limiter.subscribe(&client.id, &subscribe).await?.ok_or_else(not_found)?;
     if let (true, Some(state)) = (lead, state) {
         follow::in_background(ctx, state.job, STREAM_MAX_MS);

@@ -14,6 +14,7 @@ pub mod paging;
 pub mod rate_limit_headers;
 pub mod respond;
 pub mod shoppers;
+pub mod results;
 pub mod usage;
 pub mod webhooks;
 pub mod widget;
@@ -32,6 +33,9 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     let path = req.path();
     let is_api = path.starts_with("/api/");
     let origin = header(&req, "origin");
+    if let Ok(url) = req.url() {
+        ctx.set_origin(url.origin().ascii_serialization());
+    }
     if is_api && req.method() == Method::Options {
         return cors::preflight(origin.as_deref());
     }
@@ -106,6 +110,13 @@ async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) ->
             let delivery = webhooks::verified(req, ctx).await?;
             webhooks::fal(req, ctx, delivery).await
         }
+        Access::ResultSignature => match route {
+            Route::ResultImage(id) => {
+                let image = results::verified(req, ctx, &id)?;
+                results::serve(req, ctx, image).await
+            }
+            other => Err(misrouted(&other)),
+        },
     }
 }
 
@@ -164,7 +175,7 @@ async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, credential: Cr
             let page = generations::page_request(req)?;
             let key = credential.secret()?;
             let (_, results) = auth::authenticate_read(req, ctx, key, |key| generations::page_statement(ctx, key, &page)).await?;
-            generations::list(page, results)
+            generations::list(ctx, page, results)
         }
         Route::WidgetSession => {
             let request = widget::SessionRequest::read(req).await?;
@@ -195,6 +206,7 @@ async fn admin_route(route: Route, req: &mut Request, ctx: &Ctx, session: &Admin
         Route::AdminCreateClient => clients::create(req, ctx, session).await,
         Route::AdminGetClient(id) => clients::show(ctx, session, &id).await,
         Route::AdminUpdateClient(id) => clients::update(req, ctx, session, &id).await,
+        Route::AdminDeleteClient(id) => clients::delete(ctx, session, &id).await,
         Route::AdminRotateKey(id) => clients::rotate_key(req, ctx, session, &id).await,
         Route::AdminRevokeKey { client_id, key_id } => clients::revoke_key(ctx, session, &client_id, &key_id).await,
         Route::AdminRotateWebhookSecret(id) => clients::rotate_webhook_secret(ctx, session, &id).await,

@@ -5,8 +5,10 @@
 use super::generations::{page_of, public_view, PageRequest};
 use super::respond::json;
 use crate::auth::ApiClient;
+use crate::domain::result::object_key;
 use crate::domain::shopper::ShopperId;
 use crate::error::{ApiError, ApiResult};
+use crate::results::links;
 use crate::state::Ctx;
 use crate::store::generations::{erase_shopper, list_for_shopper};
 use serde_json::json;
@@ -19,7 +21,8 @@ pub async fn history(ctx: &Ctx, client: &ApiClient, page: PageRequest) -> ApiRes
         return Err(ApiError::bad_request("invalid_query", "`shopper_id` is set by the widget's credential"));
     }
     let rows = ctx.timed("store", list_for_shopper(&ctx.db, &client.id, shopper, page.limit + 1, page.after.as_ref())).await?;
-    json(200, &page_of(rows, page.limit, public_view))
+    let urls = links::urls(ctx);
+    json(200, &page_of(rows, page.limit, |g| public_view(g, &urls)))
 }
 
 /// The path's shopper id, percent-decoded (shop-given ids may hold any character).
@@ -35,6 +38,10 @@ pub fn parse_path(raw: &str) -> ApiResult<ShopperId> {
 /// still count them), and their live jobs and per-shopper counters.
 pub async fn erase(ctx: &Ctx, client: &ApiClient, shopper: &ShopperId) -> ApiResult<Response> {
     let erased = ctx.timed("store", erase_shopper(&ctx.db, &client.id, shopper)).await?;
+    let images: Vec<String> = erased.iter().map(|id| object_key(client.id.as_str(), id)).collect();
+    for chunk in images.chunks(1000) {
+        ctx.results.delete(chunk.to_vec()).await?;
+    }
     let jobs = ctx.timed("limiter", ctx.limiter.erase_shopper(&client.id, shopper.as_str())).await?;
     for job in &jobs {
         // KV's copies expire with their job anyway; deleting them now is courtesy.

@@ -16,7 +16,7 @@ use super::protocol::{
 use super::quota::{charge_once, Quota, Reservation, ReservationMeta, Settlement};
 use super::schema;
 use super::snapshot::ClientSnapshot;
-use super::streams::Streams;
+use super::streams::{Links, Streams};
 use super::widget::ShopperUsage;
 use crate::domain::time::DAY_MS;
 use crate::domain::ids::ClientId;
@@ -45,11 +45,18 @@ pub struct RateLimiter {
     /// first write; an object that only ever refuses never touches storage.
     schema_ready: Cell<Option<bool>>,
     streams: Streams,
+    /// How stream events link result images, from the worker's settings.
+    links: Links,
 }
 
 impl DurableObject for RateLimiter {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, cache: RefCell::new(None), alarm_at: Cell::new(None), schema_ready: Cell::new(None), streams: Streams::default() }
+        // Settings are read once per object; a bad setting only costs the links.
+        let links = match crate::config::Config::from_env(&env) {
+            Ok(config) => Links { keys: config.signing_keys.clone(), ttl_s: config.result_url_ttl_s },
+            Err(_) => Links { keys: None, ttl_s: 0 },
+        };
+        Self { state, env, cache: RefCell::new(None), alarm_at: Cell::new(None), schema_ready: Cell::new(None), streams: Streams::default(), links }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -462,7 +469,7 @@ impl RateLimiter {
             None => {}
         }
         let alive = self.job(&reservation.id).ok().flatten().is_some_and(|j| !j.job.status.is_finished());
-        if let (Some(meta), false) = (&reservation.meta, alive) {
+        if let (Some(meta), false) = (reservation.meta.as_ref().filter(|m| now >= m.deadline_ms), alive) {
             let row = abandoned_row(self.client_id().as_deref().unwrap_or_default(), reservation, meta, now);
             store::generations::record(db, &row).await?;
         }
@@ -611,7 +618,7 @@ impl RateLimiter {
         let visible = change(&mut live);
         self.put_job(&live)?;
         if visible {
-            self.streams.publish(&live);
+            self.streams.publish(&live, &self.links);
         }
         Ok(Some(live.state(false)))
     }
@@ -655,7 +662,7 @@ impl RateLimiter {
         if follow {
             self.put_job(&live)?;
         }
-        let stream = self.streams.open(&live, subscribe.last_event_id, subscribe.max_ms);
+        let stream = self.streams.open(&live, subscribe.last_event_id, subscribe.max_ms, &self.links, &subscribe.base);
         let mut response = Response::from_stream(stream)?;
         let headers = response.headers_mut();
         headers.set("content-type", "text/event-stream; charset=utf-8")?;
@@ -683,6 +690,10 @@ fn abandoned_row(client_id: &str, reservation: &Reservation, meta: &ReservationM
         created_at: reservation.created_ms,
         shopper_id: None,
         metadata: None,
+        result_status: None,
+        result_content_type: None,
+        result_bytes: None,
+        result_error: None,
     }
 }
 

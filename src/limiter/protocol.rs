@@ -195,6 +195,9 @@ pub struct JobSubscribe {
     pub last_event_id: Option<u64>,
     pub now: u64,
     pub max_ms: u64,
+    /// Our public origin, for the result links in the events.
+    #[serde(default)]
+    pub base: String,
 }
 
 /// Forget a shopper (the right to erasure): their live jobs and counters.

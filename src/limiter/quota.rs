@@ -21,6 +21,10 @@ pub struct ReservationMeta {
     pub endpoint: String,
     /// A job's reservation is named by the job id, a sync one by the generation id.
     pub job: bool,
+    /// When, by the real clock, its request has certainly ended (a test may
+    /// run its request clock elsewhere): no row is written for it before.
+    #[serde(default)]
+    pub deadline_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,8 @@
 //! by their job ending, never left to accumulate.
 
 use super::jobs::LiveJob;
+use crate::domain::result_url::ResultUrls;
+use crate::domain::signing::SigningKeys;
 use crate::domain::sse;
 use futures_channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use std::cell::{Cell, RefCell};
@@ -21,10 +23,18 @@ type Chunk = Result<Vec<u8>, worker::Error>;
 
 struct Subscriber {
     job_id: String,
+    /// Our public origin, for result links.
+    base: String,
     tx: UnboundedSender<Chunk>,
     /// The last version it was sent (its `Last-Event-ID`).
     seen: u64,
     until_ms: u64,
+}
+
+/// How events link result images: the object's signing keys and URL lifetime.
+pub struct Links {
+    pub keys: Option<Rc<SigningKeys>>,
+    pub ttl_s: u64,
 }
 
 #[derive(Default)]
@@ -33,30 +43,30 @@ pub struct Streams {
     ticking: Rc<Cell<bool>>,
 }
 
-fn event_of(live: &LiveJob) -> Vec<u8> {
-    sse::event(live.version, live.job.status.as_str(), &live.job.view().to_string()).into_bytes()
+fn event_of(live: &LiveJob, links: &Links, base: &str) -> Vec<u8> {
+    let urls = ResultUrls::new(links.keys.as_deref(), base, links.ttl_s, Date::now().as_millis());
+    sse::event(live.version, live.job.status.as_str(), &live.job.view(&urls).to_string()).into_bytes()
 }
 
 impl Streams {
     /// A new stream of `live`, for at most `max_ms`.
-    pub fn open(&self, live: &LiveJob, last_event_id: Option<u64>, max_ms: u64) -> UnboundedReceiver<Chunk> {
+    pub fn open(&self, live: &LiveJob, last_event_id: Option<u64>, max_ms: u64, links: &Links, base: &str) -> UnboundedReceiver<Chunk> {
         let (tx, rx) = unbounded();
         let seen = last_event_id.unwrap_or(0);
         if live.version > seen {
-            let _ = tx.unbounded_send(Ok(event_of(live)));
+            let _ = tx.unbounded_send(Ok(event_of(live, links, base)));
         }
         if live.job.status.is_finished() {
             return rx; // `tx` drops here: the stream ends after its one event.
         }
         let until_ms = Date::now().as_millis() + max_ms;
-        self.open.borrow_mut().push(Subscriber { job_id: live.job.id.clone(), tx, seen: live.version.max(seen), until_ms });
+        self.open.borrow_mut().push(Subscriber { job_id: live.job.id.clone(), base: base.to_string(), tx, seen: live.version.max(seen), until_ms });
         self.keep_alive();
         rx
     }
 
     /// Sends `live`'s new state to its streams; ends them if it is final.
-    pub fn publish(&self, live: &LiveJob) {
-        let event = event_of(live);
+    pub fn publish(&self, live: &LiveJob, links: &Links) {
         let finished = live.job.status.is_finished();
         self.open.borrow_mut().retain_mut(|s| {
             if s.job_id != live.job.id {
@@ -64,7 +74,7 @@ impl Streams {
             }
             if s.seen < live.version {
                 s.seen = live.version;
-                if s.tx.unbounded_send(Ok(event.clone())).is_err() {
+                if s.tx.unbounded_send(Ok(event_of(live, links, &s.base))).is_err() {
                     return false;
                 }
             }

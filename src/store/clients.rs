@@ -1,6 +1,6 @@
 //! Clients and their API keys.
 
-use super::{all, batch, batch_of, first, first_row, rows, statement, Arg};
+use super::{all, batch, batch_of, execute, first, first_row, rows, statement, Arg};
 use crate::args;
 use crate::domain::time::{day_number, month_bounds, month_key};
 use crate::domain::api_key::{ApiKey, KeyHash, KeyKind};
@@ -31,6 +31,11 @@ pub struct ClientRow {
     pub widget_rate_limit_per_minute: u64,
     pub shopper_rate_limit_per_minute: u64,
     pub shopper_daily_limit: u64,
+    /// Days its result images are kept, when not `RETENTION_DAYS`.
+    pub retention_days: Option<u64>,
+    /// When it was deleted: the row stays, inactive and without keys, so
+    /// past months' usage still names it.
+    pub deleted_at: Option<u64>,
 }
 
 impl ClientRow {
@@ -57,7 +62,7 @@ pub struct KeyRow {
     pub revoked_at: Option<u64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit, retention_days, deleted_at";
 const KEY_COLUMNS: &str = "id, client_id, kind, prefix, publishable_key, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
@@ -86,8 +91,9 @@ pub async fn create(db: &D1Database, id: &ClientId, new: &NewClient, key: &ApiKe
     Ok(())
 }
 
+/// A client that has not been deleted.
 pub async fn get(db: &D1Database, id: &ClientId) -> ApiResult<Option<ClientRow>> {
-    first(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id.as_str()]).await
+    first(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1 AND deleted_at IS NULL"), args![id.as_str()]).await
 }
 
 /// Newest first, cursor-paginated.
@@ -97,7 +103,7 @@ pub async fn list(db: &D1Database, limit: u32, after: Option<&Cursor>) -> ApiRes
         db,
         &format!(
             "SELECT {CLIENT_COLUMNS} FROM clients
-             WHERE ?3 = '' OR created_at < ?1 OR (created_at = ?1 AND id < ?3)
+             WHERE deleted_at IS NULL AND (?3 = '' OR created_at < ?1 OR (created_at = ?1 AND id < ?3))
              ORDER BY created_at DESC, id DESC LIMIT ?2"
         ),
         args![at, limit, id],
@@ -149,9 +155,12 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     if let Some(n) = changes.shopper_daily_limit {
         set("shopper_daily_limit", n.into());
     }
+    if let Some(days) = changes.retention_days {
+        set("retention_days", days.into());
+    }
     values.push(id.as_str().into());
     let sql = format!(
-        "UPDATE clients SET {} WHERE id = ?{} RETURNING {CLIENT_COLUMNS}",
+        "UPDATE clients SET {} WHERE id = ?{} AND deleted_at IS NULL RETURNING {CLIENT_COLUMNS}",
         sets.join(", "),
         values.len()
     );
@@ -310,9 +319,73 @@ pub async fn bump_webhook_secret(db: &D1Database, client: &ClientId, now: u64) -
     }
     let row: Option<Version> = first(
         db,
-        "UPDATE clients SET webhook_secret_version = webhook_secret_version + 1, updated_at = ?2 WHERE id = ?1 RETURNING webhook_secret_version",
+        "UPDATE clients SET webhook_secret_version = webhook_secret_version + 1, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL RETURNING webhook_secret_version",
         args![client.as_str(), now],
     )
     .await?;
     Ok(row.map(|r| r.webhook_secret_version))
+}
+
+/// Deletes a client's access at once: the row stays as a tombstone
+/// (inactive, no callback URL, `deleted_at` set) so invoices of past months
+/// still name it; its keys are deleted. False when there is no such client.
+/// Deleting again is allowed (it resumes the erasure of its data).
+pub async fn tombstone(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<Option<u64>> {
+    #[derive(Deserialize)]
+    struct Deleted {
+        deleted_at: u64,
+    }
+    let [row, _keys] = batch_of(
+        db,
+        [
+            statement(
+                db,
+                "UPDATE clients SET active = 0, webhook_url = NULL, deleted_at = COALESCE(deleted_at, ?2), purged_at = NULL, updated_at = ?2
+                 WHERE id = ?1 RETURNING deleted_at",
+                args![client.as_str(), now],
+            )?,
+            statement(db, "DELETE FROM api_keys WHERE client_id = ?1", args![client.as_str()])?,
+        ],
+    )
+    .await?;
+    Ok(first_row::<Deleted>(&row)?.map(|d| d.deleted_at))
+}
+
+/// Clients whose data is still being erased: deleted and not yet found
+/// empty, or found empty less than `recheck_ms` ago (a job that was still
+/// running at FAL may record its generation after the first sweep).
+pub async fn being_erased(db: &D1Database, now: u64, recheck_ms: u64, limit: u32) -> ApiResult<Vec<ClientId>> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    let rows: Vec<Id> = all(
+        db,
+        "SELECT id FROM clients WHERE deleted_at IS NOT NULL AND (purged_at IS NULL OR purged_at > ?1) ORDER BY deleted_at LIMIT ?2",
+        args![now.saturating_sub(recheck_ms), limit],
+    )
+    .await?;
+    Ok(rows.iter().filter_map(|r| ClientId::parse(&r.id)).collect())
+}
+
+/// A sweep found nothing left of the client (kept from the first time).
+pub async fn mark_erased(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<()> {
+    execute(db, "UPDATE clients SET purged_at = COALESCE(purged_at, ?2) WHERE id = ?1", args![client.as_str(), now]).await?;
+    Ok(())
+}
+
+/// A client that keeps its images for its own number of days.
+#[derive(Debug, Deserialize)]
+pub struct RetentionOverride {
+    pub id: String,
+    pub retention_days: u64,
+}
+
+pub async fn retention_overrides(db: &D1Database) -> ApiResult<Vec<RetentionOverride>> {
+    all(
+        db,
+        "SELECT id, retention_days FROM clients WHERE retention_days IS NOT NULL AND deleted_at IS NULL",
+        args![],
+    )
+    .await
 }

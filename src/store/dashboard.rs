@@ -55,7 +55,7 @@ pub async fn overview(db: &D1Database, today: u64, month_start_day: u64, month: 
                  WHERE u.month = ?1 ORDER BY u.success_count + u.error_count DESC LIMIT 10",
                 args![month],
             )?,
-            statement(db, "SELECT COUNT(*) AS n FROM clients", args![])?,
+            statement(db, "SELECT COUNT(*) AS n FROM clients WHERE deleted_at IS NULL", args![])?,
         ],
     )
     .await?;

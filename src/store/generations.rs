@@ -5,6 +5,7 @@ use crate::args;
 use crate::domain::cursor::Cursor;
 use crate::domain::job::{generation_id_of, Job, JobOutcome, ENDPOINT as JOBS_ENDPOINT};
 pub use crate::domain::generation::Outcome;
+pub use crate::domain::result::ResultStatus;
 use crate::domain::ids::ClientId;
 use crate::domain::shopper::ShopperId;
 use crate::domain::time::{day_number, month_key};
@@ -33,6 +34,17 @@ pub struct GenerationRow {
     /// JSON (see `domain::shopper::Metadata`), or nothing.
     #[serde(default)]
     pub metadata: Option<String>,
+    /// Our copy of the output image (see `domain::result`); `image_url` stays
+    /// FAL's URL, for operators.
+    #[serde(default)]
+    pub result_status: Option<ResultStatus>,
+    #[serde(default)]
+    pub result_content_type: Option<String>,
+    #[serde(default)]
+    pub result_bytes: Option<u64>,
+    /// Why the copy has not been made yet (or never will be).
+    #[serde(default)]
+    pub result_error: Option<String>,
 }
 
 impl GenerationRow {
@@ -59,6 +71,10 @@ impl GenerationRow {
             created_at: job.created_at,
             shopper_id: job.shopper_id.clone(),
             metadata: job.metadata.to_column(),
+            result_status: None,
+            result_content_type: None,
+            result_bytes: None,
+            result_error: None,
         }
     }
 }
@@ -79,18 +95,19 @@ pub async fn get_for_job(db: &D1Database, client: &ClientId, job_id: &str) -> Ap
     first(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 AND id = ?2"), args![client.as_str(), generation_id_of(job_id)]).await
 }
 
-pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at, shopper_id, metadata";
+pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at, shopper_id, metadata, result_status, result_content_type, result_bytes, result_error";
 
 /// The generation row and its rollups (per client and day, per client and
 /// month, per day), written in one round trip and one transaction.
 pub fn record_statements(db: &D1Database, g: &GenerationRow) -> ApiResult<Vec<worker::D1PreparedStatement>> {
     let insert = statement(
         db,
-        &format!("INSERT INTO generations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        &format!("INSERT INTO generations ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
         args![
             &g.id, &g.client_id, &g.model, g.status.as_str(), &g.endpoint, g.duration_ms, g.fal_duration_ms,
             g.image_url.clone(), g.error.clone(), g.garments_count, g.cold_start == 1, g.job_id.clone(), g.created_at,
-            g.shopper_id.clone(), g.metadata.clone()
+            g.shopper_id.clone(), g.metadata.clone(),
+            g.result_status.map(ResultStatus::as_str), g.result_content_type.clone(), g.result_bytes, g.result_error.clone()
         ],
     )?;
     let (success, error) = match g.status {
@@ -192,7 +209,8 @@ pub async fn erase_shopper(db: &D1Database, client: &ClientId, shopper: &Shopper
     }
     let erased: Vec<Id> = super::all(
         db,
-        "UPDATE generations SET shopper_id = NULL, metadata = NULL, image_url = NULL
+        "UPDATE generations SET shopper_id = NULL, metadata = NULL, image_url = NULL,
+                result_status = CASE WHEN result_status IS NULL THEN NULL ELSE 'deleted' END
          WHERE client_id = ?1 AND shopper_id = ?2 RETURNING id",
         args![client.as_str(), shopper.as_str()],
     )
@@ -279,7 +297,9 @@ pub async fn outcome_of(db: &D1Database, id: &str) -> ApiResult<Option<bool>> {
 
 /// Deletes generation rows created before `cutoff`, in chunks so that no
 /// single statement holds the database for long; the daily rollups stay, so
-/// totals and invoices still count them. Returns how many rows went.
+/// totals and invoices still count them. A row whose image is still in the
+/// bucket (or being copied there) waits until the image is deleted: the row
+/// is how the image is found. Returns how many rows went.
 pub async fn delete_older_than(db: &D1Database, cutoff: u64) -> ApiResult<u64> {
     const CHUNK: u64 = 5_000;
     const MAX_CHUNKS: u64 = 20;
@@ -287,7 +307,8 @@ pub async fn delete_older_than(db: &D1Database, cutoff: u64) -> ApiResult<u64> {
     for _ in 0..MAX_CHUNKS {
         let n = super::execute(
             db,
-            "DELETE FROM generations WHERE id IN (SELECT id FROM generations WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+            "DELETE FROM generations WHERE id IN (SELECT id FROM generations WHERE created_at < ?1
+               AND (result_status IS NULL OR result_status NOT IN ('pending', 'stored')) ORDER BY created_at LIMIT ?2)",
             args![cutoff, CHUNK],
         )
         .await?;

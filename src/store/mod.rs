@@ -5,6 +5,8 @@ pub mod clients;
 pub mod dashboard;
 pub mod generations;
 pub mod jobs;
+pub mod result_rows;
+pub mod results;
 pub mod sessions;
 pub mod usage;
 

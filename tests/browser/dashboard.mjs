@@ -82,7 +82,16 @@ try {
   assert.equal(await page.getByTestId("total").textContent(), "1");
   const thumb = event.locator("img.thumb");
   await thumb.waitFor();
-  assert.ok(await thumb.evaluate((img) => img.complete && img.naturalWidth > 0), "the result thumbnail loads");
+  // Our URL may redirect to FAL's copy while ours is being made: wait for the load to end.
+  await thumb.scrollIntoViewIfNeeded();
+  const loaded = await thumb.evaluate((img) => (img.complete && img.naturalWidth > 0) || new Promise((resolve) => {
+    img.addEventListener("load", () => resolve(img.naturalWidth > 0));
+    img.addEventListener("error", () => resolve(false));
+    setTimeout(() => resolve(img.complete && img.naturalWidth > 0), 10000);
+  }));
+  assert.ok(loaded, "the result thumbnail loads");
+  const thumbSrc = await thumb.getAttribute("src");
+  assert.ok(thumbSrc.startsWith(`${BASE_URL}/v1/results/${generation_id}?`), `the thumbnail is our durable URL: ${thumbSrc}`);
   await page.getByTestId("chart").waitFor();
   await shot("04-client");
 

@@ -39,6 +39,9 @@ async fn finished_jobs_are_called_back_signed_and_retried() {
     assert_eq!(payload["type"], "job.completed");
     assert_eq!(payload["data"]["id"], job["id"]);
     assert_eq!(payload["data"]["status"], "done");
+    // The payload links our durable URL, which serves FAL's image.
+    let image_url = payload["data"]["image_url"].as_str().unwrap();
+    crate::results::assert_serves_fals_bytes(&admin, &client, payload["data"]["generation_id"].as_str().unwrap(), image_url).await;
 }
 
 #[tokio::test]

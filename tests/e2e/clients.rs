@@ -19,7 +19,7 @@ async fn a_new_client_authenticates_at_once_and_its_generation_shows_everywhere(
     let m = marker();
     let generated = client.generate(&try_on(&m)).expect(200).await;
     let generation_id = generated["generation_id"].as_str().unwrap();
-    assert!(generated["image_url"].as_str().unwrap().contains("/files/"));
+    crate::results::assert_serves_fals_bytes(&admin, &client, generation_id, generated["image_url"].as_str().unwrap()).await;
     assert_eq!(generated["model"], "fal-virtual-try-on");
     assert!(generated["duration_ms"].as_u64().is_some());
 

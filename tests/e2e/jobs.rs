@@ -54,7 +54,8 @@ async fn wait_for_deliveries(request: &str, n: usize) -> Vec<Option<u16>> {
 
 #[tokio::test]
 async fn a_job_is_finished_by_fals_signed_webhook() {
-    let client = new_client().await;
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
     let m = marker();
     let created = create_job(&client, &m).await;
     let id = created["id"].as_str().unwrap();
@@ -63,7 +64,8 @@ async fn a_job_is_finished_by_fals_signed_webhook() {
 
     let job = client.get(&format!("/api/jobs/{id}")).expect(200).await;
     assert_eq!(job["status"], "done");
-    assert!(job["image_url"].as_str().unwrap().contains("/files/"));
+    let generation_id = job["generation_id"].as_str().unwrap();
+    crate::results::assert_serves_fals_bytes(&admin, &client, generation_id, job["image_url"].as_str().unwrap()).await;
     for field in ["created_at", "fal_start", "fal_end", "completed_at"] {
         assert!(job[field].as_u64().is_some(), "{field} in {job}");
     }

@@ -18,5 +18,6 @@ mod limits;
 mod live_jobs;
 mod maintenance;
 mod metrics;
+mod results;
 mod routing;
 mod widget_credentials;

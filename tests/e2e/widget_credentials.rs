@@ -184,7 +184,12 @@ async fn a_shopper_sees_and_touches_only_their_own_generations() {
     for (method, path) in [(Method::GET, format!("/api/jobs/{bobs_job}")), (Method::DELETE, format!("/api/jobs/{bobs_job}")), (Method::GET, format!("/api/jobs/{bobs_job}/events"))] {
         as_widget(&api, method, &path, &pk, &alice, SHOP).send().await.assert_error(404, "not_found");
     }
-    as_widget(&api, Method::GET, &format!("/api/jobs/{bobs_job}"), &pk, &bob, SHOP).expect(200).await;
+    // Bob follows his own job to its end (its generation row appears then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while as_widget(&api, Method::GET, &format!("/api/jobs/{bobs_job}"), &pk, &bob, SHOP).expect(200).await["status"] != "done" {
+        assert!(std::time::Instant::now() < deadline, "bob's job never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     // The shop's server reads any shopper's history, and everyone's.
     let bobs = client.get(&format!("/api/generations?shopper_id={bob}")).expect(200).await;
     assert!(bobs["data"].as_array().unwrap().iter().all(|g| g["shopper_id"] == bob.as_str()));
@@ -215,6 +220,11 @@ async fn erasing_a_shopper_removes_their_images_and_personal_fields_and_keeps_th
     assert_eq!(all.len(), 3, "the rows stay");
     let row = all.iter().find(|g| g["id"] == made["generation_id"]).unwrap();
     assert_eq!((row["shopper_id"].clone(), row["image_url"].clone(), row["metadata"].clone()), (Value::Null, Value::Null, json!({})));
+    // The image itself is gone: its link from before the erasure no longer serves it.
+    let old_link = made["image_url"].as_str().unwrap();
+    let path = old_link.strip_prefix(&api.base).expect("our own URL");
+    let gone = api.get(path).send().await;
+    assert!([404, 410].contains(&gone.status), "the erased image answered {}", gone.status);
     assert_eq!(client.wait_until_settled().await["used"], 3, "usage counts are kept");
 }
 

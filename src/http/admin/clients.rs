@@ -1,4 +1,4 @@
-//! Clients and their keys: list, create, show, update, rotate, revoke.
+//! Clients and their keys: list, create, show, update, delete, rotate, revoke.
 
 use crate::auth::AdminSession;
 use crate::domain::api_key::{ApiKey, KeyKind};
@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::paging::{page_params, split_page};
 use crate::http::respond::json;
 use crate::request::{query_pairs, read_body, read_json_body};
+use crate::results::retention;
 use crate::state::Ctx;
 use crate::domain::time::month_key;
 use crate::limiter::snapshot::ClientSnapshot;
@@ -76,6 +77,15 @@ pub async fn update(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id: &st
     let client = parse_client_id(id)?;
     let body = read_json_body(req, 64 * 1024).await?;
     let changes = ClientChanges::from_json(&body, ctx.config.image_policy.allow_loopback_http)?;
+    if let Some(Some(days)) = changes.retention_days {
+        // A row is deleted at RETENTION_DAYS, and its image cannot outlive it.
+        if u64::from(days) > ctx.config.retention_days {
+            return Err(ApiError::invalid(
+                "invalid_retention",
+                format!("`retention_days` can shorten the service's {} days, not extend them", ctx.config.retention_days),
+            ));
+        }
+    }
     let sets_callback = matches!(changes.webhook_url, Some(Some(_)));
     if sets_callback && ctx.config.webhook_signing_key.is_none() {
         return Err(ApiError::Unavailable { message: "job callbacks are not configured (WEBHOOK_SIGNING_KEY is not set)".into() });
@@ -97,6 +107,30 @@ pub async fn update(req: &mut Request, ctx: &Ctx, _admin: &AdminSession, id: &st
         view["webhook_secret_notice"] = json!("This is the only time the secret is shown. Use it to verify our webhook-signature headers.");
     }
     json(200, &view)
+}
+
+/// Deletes a client: at once, its keys stop working and it disappears from
+/// the lists; then its result images and generation rows are erased, in
+/// batches (what one request leaves, the cron finishes; `complete` says
+/// which). Its usage rollups stay, so past invoices still add up, and its
+/// row stays as an inactive tombstone that names it on them.
+pub async fn delete(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
+    let client = parse_client_id(id)?;
+    let deleted_at = store::tombstone(&ctx.db, &client, ctx.now).await?.ok_or_else(no_such_client)?;
+    sync_limiter(ctx, &client).await?;
+    let erased = retention::erase_client(&ctx.db, &ctx.results, &client, ctx.now, retention::ERASURE_BATCHES).await?;
+    json(
+        200,
+        &json!({
+            "id": client,
+            "deleted_at": to_rfc3339(deleted_at),
+            "erasure": {
+                "images_deleted": erased.images,
+                "generations_deleted": erased.generations,
+                "complete": erased.complete,
+            },
+        }),
+    )
 }
 
 /// Starts a new callback signing secret; the previous one stops verifying.
@@ -219,6 +253,7 @@ pub fn client_view(row: &ClientRow, keys: &[&KeyRow], now: u64) -> Value {
         "shopper_daily_limit": row.shopper_daily_limit,
         "webhook_url": row.webhook_url,
         "webhook_secret_version": row.webhook_secret_version,
+        "retention_days": row.retention_days,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
         "keys": keys.iter().map(|k| key_view(k, now)).collect::<Vec<_>>(),

@@ -10,6 +10,7 @@ use crate::http::generations::{admin_view, page_of};
 use crate::http::paging::page_params;
 use crate::http::respond::json;
 use crate::request::{query_pairs, query_value};
+use crate::results::links;
 use crate::state::Ctx;
 use crate::store::{clients, dashboard, generations};
 use serde_json::{json, Map, Value};
@@ -20,6 +21,7 @@ pub async fn client_metrics(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiRe
     let row = clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
     let metrics = dashboard::client_metrics(&ctx.db, &client).await?;
     let (success, error) = (metrics.totals.success.unwrap_or(0), metrics.totals.error.unwrap_or(0));
+    let urls = links::urls(ctx);
     let by_model: Map<String, Value> = metrics
         .by_model
         .iter()
@@ -35,7 +37,7 @@ pub async fn client_metrics(ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiRe
             "error_count": error,
             "last_generation_at": metrics.last_generation_at.map(to_rfc3339),
             "generations_by_model": by_model,
-            "recent_events": metrics.recent.iter().map(admin_view).collect::<Vec<_>>(),
+            "recent_events": metrics.recent.iter().map(|g| admin_view(g, &urls)).collect::<Vec<_>>(),
         }),
     )
 }
@@ -66,7 +68,8 @@ pub async fn generations(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> Api
         key_guard: None,
     };
     let rows = generations::list(&ctx.db, &filter, limit + 1).await?;
-    json(200, &page_of(rows, limit, admin_view))
+    let urls = links::urls(ctx);
+    json(200, &page_of(rows, limit, |g| admin_view(g, &urls)))
 }
 
 /// `GET /admin/clients/{id}/shoppers?days=30`: how many shoppers used the

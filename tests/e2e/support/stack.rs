@@ -1,5 +1,5 @@
 //! Starts the real local runtime for the tests: `wrangler dev` (workerd with
-//! local D1, KV and Durable Objects) on a free loopback port with a fresh state
+//! local D1, KV, R2 and Durable Objects) on a free loopback port with a fresh state
 //! folder, and the FAL emulator in this process.
 //!
 //! One shared stack serves most tests (each test makes its own clients, so

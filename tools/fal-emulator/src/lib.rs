@@ -142,6 +142,15 @@ impl Emulator {
         self.state.faults.add(fault);
     }
 
+    /// Serves `bytes` at `url` (one of this emulator's `/files/…` URLs), as
+    /// when a file that answered 404 comes back: lets a test watch a client
+    /// retry a download that failed.
+    pub fn restore_file(&self, url: &str, bytes: Vec<u8>) -> bool {
+        let Some(name) = url.strip_prefix(&format!("{}/files/", self.state.base_url)) else { return false };
+        self.state.files.put(name, files::FileBody::Bytes(Bytes::from(bytes)));
+        true
+    }
+
     /// Webhook delivery attempts for a queued request.
     pub fn deliveries(&self, request_id: &str) -> Vec<webhook::Delivery> {
         self.state.deliveries.lock().unwrap().iter().filter(|d| d.request_id == request_id).cloned().collect()
