@@ -32,6 +32,10 @@ pub enum Route {
     AdminUsage,
     AdminOverview,
     AdminClientStats(String),
+    ListDeliveries,
+    AdminClientDeliveries(String),
+    AdminRedeliver(String),
+    AdminResumeCallbacks(String),
 }
 
 /// Who may call a route; `http::dispatch` checks it before any handler runs.
@@ -71,6 +75,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
         ["api", "jobs"] => vec![(Post, Route::CreateJob, ApiKey)],
         ["api", "jobs", job] => vec![(Get, Route::GetJob(id(job)), ApiKey), (Delete, Route::CancelJob(id(job)), ApiKey)],
         ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook, FalSignature)],
+        ["api", "deliveries"] => vec![(Get, Route::ListDeliveries, ApiKey)],
         ["admin"] => vec![(Get, Route::AdminPage, Public)],
         ["admin", "assets", name] => vec![(Get, Route::AdminAsset(id(name)), Public)],
         ["admin", "login"] => vec![(Post, Route::AdminLogin, SameOrigin)],
@@ -91,6 +96,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
             AdminWrite,
         )],
         ["admin", "clients", client, "webhook-secret"] => vec![(Post, Route::AdminRotateWebhookSecret(id(client)), AdminWrite)],
+        ["admin", "clients", client, "deliveries"] => vec![(Get, Route::AdminClientDeliveries(id(client)), Admin)],
+        ["admin", "clients", client, "callbacks", "resume"] => {
+            vec![(Post, Route::AdminResumeCallbacks(id(client)), AdminWrite)]
+        }
+        ["admin", "deliveries", delivery, "redeliver"] => vec![(Post, Route::AdminRedeliver(id(delivery)), AdminWrite)],
         ["admin", "generations"] => vec![(Get, Route::AdminGenerations, Admin)],
         ["admin", "usage"] => vec![(Get, Route::AdminUsage, Admin)],
         _ => return Err(RouteError::NotFound),
@@ -140,6 +150,24 @@ mod tests {
         assert_eq!(resolve(&Method::Post, "/admin/clients").map(|(_, a)| a), Ok(Access::AdminWrite));
         assert_eq!(resolve(&Method::Post, "/admin/login").map(|(_, a)| a), Ok(Access::SameOrigin));
         assert_eq!(resolve(&Method::Post, "/api/webhooks/fal").map(|(_, a)| a), Ok(Access::FalSignature));
+    }
+
+    #[test]
+    fn delivery_routes_are_a_shops_read_and_admin_reads_and_writes() {
+        assert_eq!(resolve(&Method::Get, "/api/deliveries"), Ok((Route::ListDeliveries, Access::ApiKey)));
+        assert_eq!(
+            resolve(&Method::Get, "/admin/clients/cl_1/deliveries"),
+            Ok((Route::AdminClientDeliveries("cl_1".into()), Access::Admin))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/admin/deliveries/dlv_1/redeliver"),
+            Ok((Route::AdminRedeliver("dlv_1".into()), Access::AdminWrite))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/admin/clients/cl_1/callbacks/resume"),
+            Ok((Route::AdminResumeCallbacks("cl_1".into()), Access::AdminWrite))
+        );
+        assert_eq!(route(Method::Get, "/admin/deliveries/dlv_1/redeliver"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
     }
 
     #[test]

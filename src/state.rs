@@ -9,6 +9,7 @@ use crate::fal::client::Fal;
 use crate::limiter::client::{Limiter, LoginLimiter};
 use crate::limiter::protocol::LimitStatus;
 use crate::store::jobs::JobStore;
+use crate::store::outbox::EventQueue;
 use std::cell::RefCell;
 use std::future::Future;
 use std::ops::Deref;
@@ -24,6 +25,8 @@ pub struct Services {
     pub jobs: JobStore,
     pub limiter: Limiter,
     pub login: LoginLimiter,
+    /// Outbound events (callbacks, metrics forwarding), delivered by the queue consumer.
+    pub events: EventQueue,
 }
 
 impl Services {
@@ -35,6 +38,7 @@ impl Services {
             jobs: JobStore::new(bindings::jobs(env)?),
             limiter: Limiter::new(bindings::rate_limiters(env)?),
             login: LoginLimiter::new(bindings::login_throttles(env)?),
+            events: EventQueue::new(bindings::events(env)?),
         })
     }
 }

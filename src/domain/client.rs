@@ -1,6 +1,7 @@
 //! Admin input about clients (shops): creation and partial updates, and the
 //! widget origins a client allows.
 
+use super::event::{parse_callback_types, EventType};
 use super::input::{parse_json, InputError};
 use serde::Deserialize;
 
@@ -37,6 +38,8 @@ pub struct ClientChanges {
     pub allowed_origins: Option<Vec<String>>,
     /// Where job callbacks go; `Some(None)` stops them.
     pub webhook_url: Option<Option<String>>,
+    /// Which callback event types the client wants; `Some(None)` is every type.
+    pub webhook_events: Option<Option<Vec<EventType>>>,
 }
 
 impl ClientChanges {
@@ -83,6 +86,8 @@ struct RawClientChanges {
     allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_events: Option<Option<Vec<String>>>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -123,6 +128,10 @@ impl ClientChanges {
             webhook_url: raw
                 .webhook_url
                 .map(|u| u.map(|u| check_webhook_url(&u, allow_loopback_http)).transpose())
+                .transpose()?,
+            webhook_events: raw
+                .webhook_events
+                .map(|e| e.map(|e| parse_callback_types(&e).map_err(|m| InputError::invalid("invalid_webhook_events", m))).transpose())
                 .transpose()?,
         };
         if changes.is_empty() {
@@ -299,6 +308,15 @@ mod tests {
         assert!(set("http://127.0.0.1:9000/hook", true).is_ok());
         assert_eq!(code(set("http://127.0.0.1:9000/hook", false)), "invalid_webhook_url");
         assert_eq!(ClientChanges::from_json(br#"{"webhook_url":null}"#, false).unwrap().webhook_url, Some(None));
+    }
+
+    #[test]
+    fn callback_event_types_are_chosen_or_reset_to_all_with_null() {
+        let chosen = ClientChanges::from_json(br#"{"webhook_events":["job.failed"]}"#, false).unwrap();
+        assert_eq!(chosen.webhook_events, Some(Some(vec![EventType::JobFailed])));
+        assert_eq!(ClientChanges::from_json(br#"{"webhook_events":null}"#, false).unwrap().webhook_events, Some(None));
+        assert_eq!(code(ClientChanges::from_json(br#"{"webhook_events":["job.done"]}"#, false)), "invalid_webhook_events");
+        assert_eq!(code(ClientChanges::from_json(br#"{"webhook_events":[]}"#, false)), "invalid_webhook_events");
     }
 
     #[test]

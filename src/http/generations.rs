@@ -4,7 +4,6 @@
 use super::paging::{page_params, split_page};
 use crate::domain::cursor::Cursor;
 use crate::domain::ids::ClientId;
-use crate::domain::time::to_rfc3339;
 use crate::error::ApiResult;
 use crate::request::query_pairs;
 use crate::state::Ctx;
@@ -43,21 +42,10 @@ pub fn page_of(rows: Vec<GenerationRow>, limit: u32, view: fn(&GenerationRow) ->
     json!({ "data": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor })
 }
 
-/// What a client sees of its own generations.
+/// What a client sees of its own generations (the view lives with the row,
+/// so the `generation.completed` callback carries the same one).
 pub fn public_view(g: &GenerationRow) -> Value {
-    json!({
-        "id": g.id,
-        "model": g.model,
-        "status": g.status,
-        "endpoint": g.endpoint,
-        "duration_ms": g.duration_ms,
-        "fal_duration_ms": g.fal_duration_ms,
-        "image_url": g.image_url,
-        "error": g.error,
-        "garments_count": g.garments_count,
-        "job_id": g.job_id,
-        "created_at": to_rfc3339(g.created_at),
-    })
+    g.public_view()
 }
 
 /// What admins see: everything, including the client and cold starts.

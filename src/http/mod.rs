@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod cors;
+pub mod deliveries;
 pub mod generate;
 pub mod generations;
 pub mod idempotency;
@@ -145,6 +146,11 @@ async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, key: ApiKey) -
             let (_, results) = auth::authenticate_read(req, ctx, &key, |client| generations::page_statement(ctx, client, &page)).await?;
             generations::list(page, results)
         }
+        Route::ListDeliveries => {
+            let q = deliveries::query(req)?;
+            let (_, results) = auth::authenticate_read(req, ctx, &key, |client| deliveries::page_statement(ctx, client, &q)).await?;
+            deliveries::list(q, results)
+        }
         other => Err(misrouted(&other)),
     }
 }
@@ -165,6 +171,9 @@ async fn admin_route(route: Route, req: &mut Request, ctx: &Ctx, session: &Admin
         Route::AdminClientMetrics(id) => metrics::client_metrics(ctx, session, &id).await,
         Route::AdminGenerations => metrics::generations(req, ctx, session).await,
         Route::AdminUsage => usage::month(req, ctx, session).await,
+        Route::AdminClientDeliveries(id) => admin::deliveries::list(req, ctx, session, &id).await,
+        Route::AdminRedeliver(id) => admin::deliveries::redeliver(ctx, session, &id).await,
+        Route::AdminResumeCallbacks(id) => admin::deliveries::resume_callbacks(ctx, session, &id).await,
         other => Err(misrouted(&other)),
     }
 }

@@ -26,6 +26,15 @@ pub struct ClientRow {
     pub webhook_secret_version: u64,
     pub created_at: u64,
     pub updated_at: u64,
+    /// JSON array of the callback event types the client chose; `None` is every type.
+    #[serde(default)]
+    pub webhook_events: Option<String>,
+    /// Set when the client's endpoint kept failing (see `events::pause`); cleared by an admin.
+    #[serde(default)]
+    pub callbacks_paused_at: Option<u64>,
+    /// The first failed callback attempt since the last success.
+    #[serde(default)]
+    pub callbacks_failing_since: Option<u64>,
 }
 
 impl ClientRow {
@@ -35,6 +44,11 @@ impl ClientRow {
 
     pub fn origins(&self) -> Vec<String> {
         serde_json::from_str(&self.allowed_origins).unwrap_or_default()
+    }
+
+    /// The chosen callback event types' names, or `None` for every type.
+    pub fn callback_types(&self) -> Option<Vec<String>> {
+        self.webhook_events.as_deref().map(|raw| serde_json::from_str(raw).unwrap_or_default())
     }
 }
 
@@ -48,7 +62,7 @@ pub struct KeyRow {
     pub revoked_at: Option<u64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, webhook_events, callbacks_paused_at, callbacks_failing_since";
 const KEY_COLUMNS: &str = "id, client_id, prefix, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
@@ -122,6 +136,10 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     }
     if let Some(url) = &changes.webhook_url {
         set("webhook_url", url.clone().into());
+    }
+    if let Some(types) = &changes.webhook_events {
+        let names = types.as_ref().map(|t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+        set("webhook_events", names.map(|n| serde_json::to_string(&n)).transpose()?.into());
     }
     if let Some(origins) = &changes.allowed_origins {
         set("allowed_origins", serde_json::to_string(origins)?.into());

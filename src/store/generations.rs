@@ -27,6 +27,26 @@ pub struct GenerationRow {
     pub created_at: u64,
 }
 
+impl GenerationRow {
+    /// What a client sees of its own generation: in its history and in the
+    /// `generation.completed` callback.
+    pub fn public_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "model": self.model,
+            "status": self.status,
+            "endpoint": self.endpoint,
+            "duration_ms": self.duration_ms,
+            "fal_duration_ms": self.fal_duration_ms,
+            "image_url": self.image_url,
+            "error": self.error,
+            "garments_count": self.garments_count,
+            "job_id": self.job_id,
+            "created_at": crate::domain::time::to_rfc3339(self.created_at),
+        })
+    }
+}
+
 pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at";
 
 /// The generation row and its rollups (per client and day, per client and

@@ -3,8 +3,10 @@
 
 pub mod clients;
 pub mod dashboard;
+pub mod deliveries;
 pub mod generations;
 pub mod jobs;
+pub mod outbox;
 pub mod sessions;
 pub mod usage;
 
