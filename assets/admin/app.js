@@ -212,7 +212,8 @@ function chart(daily, days) {
 
 async function showClient(id) {
   const path = `/admin/clients/${encodeURIComponent(id)}`;
-  const [client, metrics, stats] = await Promise.all([api("GET", path), api("GET", `${path}/metrics`), api("GET", `${path}/stats?days=30`)]);
+  const [client, metrics, stats, deliveries] = await Promise.all([
+    api("GET", path), api("GET", `${path}/metrics`), api("GET", `${path}/stats?days=30`), api("GET", `${path}/deliveries?limit=20`)]);
   const revealed = el("div", {});
   const message = el("p", { class: "error", role: "alert" });
 
@@ -221,7 +222,13 @@ async function showClient(id) {
   const rate = el("input", { type: "number", min: 1, value: client.rate_limit_per_minute });
   const concurrency = el("input", { type: "number", min: 1, value: client.max_concurrent });
   const origins = el("textarea", { rows: 2 }, client.allowed_origins.join("\n"));
-  const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon" });
+  const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon", testid: "webhook-url" });
+  // No choice stored (null) means every type, including types added later.
+  const eventBoxes = CALLBACK_EVENTS.map((type) => el("input", { type: "checkbox", value: type, checked: !client.webhook_events || client.webhook_events.includes(type) }));
+  const chosenEvents = () => {
+    const chosen = eventBoxes.filter((b) => b.checked).map((b) => b.value);
+    return chosen.length === CALLBACK_EVENTS.length ? null : chosen;
+  };
   const edit = el("form", { class: "card grid", testid: "edit-client", onsubmit: async (event) => {
     event.preventDefault();
     message.textContent = "";
@@ -229,6 +236,7 @@ async function showClient(id) {
       const updated = await api("PATCH", path, {
         active: active.checked, usage_limit: Number(limit.value), rate_limit_per_minute: Number(rate.value),
         max_concurrent: Number(concurrency.value), allowed_origins: originsFrom(origins.value), webhook_url: webhook.value || null,
+        webhook_events: chosenEvents(),
       });
       toast("Saved");
       if (updated.webhook_secret) revealed.replaceChildren(shownOnce("Callback signing secret", updated.webhook_secret, "webhook-secret"));
@@ -236,7 +244,9 @@ async function showClient(id) {
   } },
     el("label", {}, "Active", active), el("label", {}, "Monthly limit", limit), el("label", {}, "Rate per minute", rate),
     el("label", {}, "Max concurrent", concurrency), el("label", {}, "Allowed origins (one per line)", origins),
-    el("label", {}, "Callback URL", webhook), el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
+    el("label", {}, "Callback URL", webhook),
+    el("fieldset", { class: "events" }, el("legend", {}, "Callback events"), eventBoxes.map((box) => el("label", { class: "check" }, box, box.value))),
+    el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
 
   const grace = el("select", {}, [["0", "revoke old keys now"], ["3600", "keep old keys 1 hour"], ["86400", "keep old keys 1 day"], ["604800", "keep old keys 7 days"]].map(([v, t]) => el("option", { value: v }, t)));
   const keys = el("table", { testid: "keys" },
@@ -280,8 +290,62 @@ async function showClient(id) {
     el("h2", {}, "Generations per day (30 days)"), chart(stats.daily, 30),
     el("p", {}, byModel.length ? byModel.map(([m, n]) => el("span", { class: "pill" }, `${m}: ${fmt.n(n)}`)) : ""),
     el("h2", {}, "Recent events"), events,
+    el("h2", {}, "Deliveries"), callbackHealth(client, id), deliveriesTable(deliveries, id),
     el("h2", {}, "Settings"), edit,
     el("h2", {}, "API keys"), keys, rotate);
+}
+
+// ---------- deliveries (callbacks and metrics forwarding) ----------
+
+const CALLBACK_EVENTS = ["job.completed", "job.failed", "generation.completed"];
+
+// Paused callbacks are said loudly, with the way out; a failing endpoint quietly.
+function callbackHealth(client, id) {
+  if (client.callbacks_paused_at) {
+    return el("div", { class: "warn", role: "status", testid: "callbacks-paused" },
+      el("strong", {}, "Callbacks are paused. "),
+      `The endpoint kept failing from ${fmt.date(client.callbacks_failing_since)}; paused ${fmt.date(client.callbacks_paused_at)}. `,
+      "Events are logged as paused and not sent until you resume; then redeliver the ones that matter.",
+      el("button", { type: "button", testid: "resume-callbacks", onclick: async () => {
+        try { await api("POST", `/admin/clients/${encodeURIComponent(id)}/callbacks/resume`); toast("Callbacks resumed"); await showClient(id); }
+        catch (e) { toast(e.message); }
+      } }, "Resume callbacks"));
+  }
+  if (client.callbacks_failing_since) {
+    return el("p", { class: "muted", testid: "callbacks-failing" }, `Callbacks failing since ${fmt.date(client.callbacks_failing_since)}; they pause after a day without a success.`);
+  }
+  return null;
+}
+
+function outcome(d) {
+  const detail = d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : "");
+  const next = d.next_attempt_at ? ` · next attempt ${fmt.date(d.next_attempt_at)}` : "";
+  return el("div", {}, pill(d.status), el("div", { class: "muted" }, `${d.attempt_count} attempt${d.attempt_count === 1 ? "" : "s"}${detail ? ` · ${detail}` : ""}${next}`));
+}
+
+function attemptsList(d) {
+  if (!d.attempts.length) return null;
+  return el("details", {}, el("summary", {}, "Attempts"),
+    el("ol", { class: "attempts" }, d.attempts.map((a) => el("li", { value: a.attempt },
+      `${fmt.date(a.attempted_at)} · ${a.status_code ? `HTTP ${a.status_code}` : a.error} · ${fmt.ms(a.latency_ms)}`,
+      a.run > 1 ? ` · redelivery ${a.run - 1}` : "",
+      a.next_attempt_at ? ` · next ${fmt.date(a.next_attempt_at)}` : ""))));
+}
+
+function deliveriesTable(page, id) {
+  const rows = page.data.map((d) => el("tr", { testid: "delivery" },
+    el("td", {}, fmt.date(d.created_at), el("div", { class: "muted mono" }, d.id)),
+    el("td", {}, d.event_type, el("div", { class: "muted mono" }, d.webhook_id)),
+    el("td", {}, d.destination, el("div", { class: "muted mono target" }, d.target || "")),
+    el("td", {}, outcome(d), attemptsList(d)),
+    el("td", {}, el("button", { type: "button", class: "secondary", testid: "redeliver", onclick: async (event) => {
+      event.target.disabled = true;
+      try { await api("POST", `/admin/deliveries/${encodeURIComponent(d.id)}/redeliver`); toast("Redelivery queued"); await showClient(id); }
+      catch (e) { toast(e.message); event.target.disabled = false; }
+    } }, "Redeliver"))));
+  return el("table", { testid: "deliveries" },
+    el("thead", {}, el("tr", {}, ["When", "Event", "Receiver", "Outcome", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No deliveries yet."))));
 }
 
 // ---------- routing ----------
