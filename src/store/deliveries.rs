@@ -82,9 +82,10 @@ pub fn insert_callback(db: &D1Database, d: &NewDelivery) -> ApiResult<D1Prepared
     statement(
         db,
         &format!(
-            "INSERT INTO deliveries ({COLUMNS_FOR_INSERT})
+            "INSERT INTO deliveries ({COLUMNS_FOR_INSERT}, last_error)
              SELECT ?1, c.id, 'callback', ?3, ?4, ?5,
-                    CASE WHEN c.callbacks_paused_at IS NULL THEN 'pending' ELSE 'paused' END, ?6, ?6
+                    CASE WHEN c.callbacks_paused_at IS NULL THEN 'pending' ELSE 'paused' END, ?6, ?6,
+                    CASE WHEN c.callbacks_paused_at IS NULL THEN NULL ELSE 'the client''s callbacks are paused' END
              FROM clients c
              WHERE c.id = ?2 AND c.webhook_url IS NOT NULL
                AND (c.webhook_events IS NULL OR EXISTS (SELECT 1 FROM json_each(c.webhook_events) WHERE value = ?3))

@@ -277,3 +277,51 @@ async fn the_cron_deletes_deliveries_past_the_log_retention() {
     kept.sort();
     assert_eq!(kept, vec![recent.to_string(), format!("msg_{recent}")]);
 }
+
+/// The receiver example in the README, run as written: it verifies our
+/// signatures, handles the event once, and drops a redelivery as a duplicate.
+#[tokio::test]
+async fn the_readme_receiver_example_verifies_and_deduplicates_our_deliveries() {
+    let readme = std::fs::read_to_string(stack::root().join("README.md")).unwrap();
+    let example = readme.split("**A receiver in Node**").nth(1).and_then(|rest| rest.split("```js\n").nth(1)).unwrap();
+    let example = example.split("\n```").next().unwrap();
+    let dir = stack::root().join("target/readme-receiver");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("receiver.mjs"), example).unwrap();
+
+    let admin = Api::shared().login().await;
+    let port = stack::free_port();
+    let (client, secret) = admin.client_with_callbacks(&format!("http://127.0.0.1:{port}/"), json!({})).await;
+    let log_path = dir.join(format!("{port}.log"));
+    let mut node = std::process::Command::new("node")
+        .arg(dir.join("receiver.mjs"))
+        .env("TRYON_WEBHOOK_SECRET", &secret)
+        .env("PORT", port.to_string())
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("node runs");
+    let printed = || std::fs::read_to_string(&log_path).unwrap_or_default();
+
+    // Listening before the first attempt is not needed: a refused connection is retried.
+    let generated = client.generate(&try_on(&marker())).expect(200).await;
+    let id = generated["generation_id"].as_str().unwrap().to_string();
+    let log = admin.wait_for_log(&client.id, 20, |l| l.iter().any(|d| d["destination"] == "callback" && d["status"] == "delivered")).await;
+    let delivery = log.iter().find(|d| d["destination"] == "callback").unwrap();
+    assert_eq!(delivery["last_status_code"], 204, "the example accepted our signature");
+    admin.post(&format!("/admin/deliveries/{}/redeliver", delivery["id"].as_str().unwrap())).expect(202).await;
+    admin.wait_for_log(&client.id, 20, |l| l.iter().any(|d| d["destination"] == "callback" && d["status"] == "delivered" && d["run"] == 2)).await;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let forged = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/"))
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", now_s)
+        .header("webhook-signature", "v1,bm90IG91ciBzaWduYXR1cmUgYXQgYWxsIG5vdCBvdXJz")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401, "a forged event is refused");
+    let _ = node.kill();
+    let _ = node.wait();
+    assert_eq!(printed().matches(&format!("generation {id}")).count(), 1, "handled once: {}", printed());
+}
