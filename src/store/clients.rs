@@ -29,7 +29,7 @@ pub struct ClientRow {
     /// JSON array of the callback event types the client chose; `None` is every type.
     #[serde(default)]
     pub webhook_events: Option<String>,
-    /// Set when the client's endpoint kept failing (see `events::pause`); cleared by an admin.
+    /// Set when the client's endpoint kept failing (see `events::verdict`); cleared by an admin.
     #[serde(default)]
     pub callbacks_paused_at: Option<u64>,
     /// The first failed callback attempt since the last success.
