@@ -61,7 +61,7 @@ async fn try_deliver(services: &Services, message: &DeliveryMessage, attempt: u3
         attempt,
         succeeded: attempted.succeeded(),
         now: finished,
-        failing_since: found.callbacks_failing_since,
+        failing_since: found.client.callbacks_failing_since,
         pause_after_ms: config.callback_pause_after_ms,
         schedule: &schedule,
         unit: random_unit(),
@@ -102,16 +102,16 @@ fn receiver(
     let d = &found.delivery;
     let (url, headers) = match destination {
         Destination::Callback => {
-            if found.callbacks_paused_at.is_some() {
+            if found.client.callbacks_paused_at.is_some() {
                 return Err((DeliveryStatus::Paused, "the client's callbacks are paused".into()));
             }
-            let Some(url) = found.webhook_url.clone() else {
+            let Some(url) = found.client.webhook_url.clone() else {
                 return Err((DeliveryStatus::Failed, "the client has no callback URL".into()));
             };
             let Some(master) = &config.webhook_signing_key else {
                 return Err((DeliveryStatus::Failed, "callbacks are not configured (WEBHOOK_SIGNING_KEY is not set)".into()));
             };
-            let secret = derive_secret(master.expose().as_bytes(), &d.client_id, found.webhook_secret_version.unwrap_or(0));
+            let secret = derive_secret(master.expose().as_bytes(), &d.client_id, found.client.webhook_secret_version.unwrap_or(0));
             (url, callbacks::signed_headers(&secret, &d.event_id, now / 1000, &d.payload))
         }
         Destination::Metrics => {

@@ -14,13 +14,13 @@ pub async fn redeliver(services: &Services, id: &str, now: u64) -> ApiResult<Lis
     let db = &services.db;
     let found = deliveries::for_attempt(db, id).await?.ok_or_else(|| ApiError::not_found("no such delivery"))?;
     if found.delivery.destination == Destination::Callback.as_str() {
-        if found.callbacks_paused_at.is_some() {
+        if found.client.callbacks_paused_at.is_some() {
             return Err(ApiError::conflict(
                 "callbacks_paused",
                 "the client's callbacks are paused; resume them first (POST /admin/clients/{id}/callbacks/resume)",
             ));
         }
-        if found.webhook_url.is_none() {
+        if found.client.webhook_url.is_none() {
             return Err(ApiError::conflict("no_callback_url", "the client has no callback URL to deliver to"));
         }
     }

@@ -9,8 +9,7 @@ use crate::domain::time::to_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::request::{query_pairs, query_value};
 use crate::state::Ctx;
-use crate::store::d1_error;
-use crate::store::deliveries::{list_statement, AttemptRow, ListFilter, ListedDelivery};
+use crate::store::deliveries::{list_statement, listed, AttemptRow, ListFilter, ListedDelivery};
 use serde_json::{json, Value};
 use worker::{D1PreparedStatement, D1Result, Request, Response};
 
@@ -61,7 +60,7 @@ pub fn page_statement(ctx: &Ctx, client: &ClientId, q: &DeliveryQuery) -> ApiRes
 
 pub fn list(q: DeliveryQuery, results: Vec<D1Result>) -> ApiResult<Response> {
     let rows: Vec<ListedDelivery> = match results.first() {
-        Some(result) => result.results().map_err(d1_error)?,
+        Some(result) => listed(result)?,
         None => Vec::new(),
     };
     super::respond::json(200, &page_of(rows, q.limit))

@@ -2,14 +2,14 @@
 //! `delivery_attempts`), and each client's callback health (paused, failing
 //! since). Reads of a client's log take the client's id.
 
-use super::{all, batch, execute, first, statement, Arg};
+use super::{batch, execute, first, rows, statement, Arg};
 use crate::args;
 use crate::domain::cursor::Cursor;
 use crate::domain::event::{DeliveryStatus, EventType};
 use crate::domain::ids::ClientId;
 use crate::error::ApiResult;
 use serde::Deserialize;
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1Database, D1PreparedStatement, D1Result};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeliveryRow {
@@ -128,10 +128,15 @@ pub async fn mark_unqueued(db: &D1Database, ids: &[String], error: &str, now: u6
 /// A delivery with what an attempt needs to know of its client now: the
 /// current callback URL and secret version (a shop that fixes its URL during
 /// an outage gets the retries there), and whether its callbacks are paused.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct ForAttempt {
-    #[serde(flatten)]
     pub delivery: DeliveryRow,
+    pub client: CallbackSettings,
+}
+
+/// The client's side of a delivery (all `None` if the client is gone).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackSettings {
     pub webhook_url: Option<String>,
     pub webhook_secret_version: Option<u64>,
     pub callbacks_paused_at: Option<u64>,
@@ -139,16 +144,17 @@ pub struct ForAttempt {
 }
 
 pub async fn for_attempt(db: &D1Database, id: &str) -> ApiResult<Option<ForAttempt>> {
-    first(
-        db,
-        &format!(
-            "SELECT {}, c.webhook_url, c.webhook_secret_version, c.callbacks_paused_at, c.callbacks_failing_since
-             FROM deliveries d LEFT JOIN clients c ON c.id = d.client_id WHERE d.id = ?1",
-            prefixed_columns()
-        ),
-        args![id],
-    )
-    .await
+    let sql = format!(
+        "SELECT {}, c.webhook_url, c.webhook_secret_version, c.callbacks_paused_at, c.callbacks_failing_since
+         FROM deliveries d LEFT JOIN clients c ON c.id = d.client_id WHERE d.id = ?1",
+        prefixed_columns()
+    );
+    let result = statement(db, &sql, args![id])?.all().await.map_err(super::d1_error)?;
+    // The joined row is read twice, as each struct, rather than with
+    // `#[serde(flatten)]`, whose buffering deserializer weighs on the wasm.
+    let delivery = rows::<DeliveryRow>(&result)?.into_iter().next();
+    let client = rows::<CallbackSettings>(&result)?.into_iter().next();
+    Ok(delivery.zip(client).map(|(delivery, client)| ForAttempt { delivery, client }))
 }
 
 /// How an attempt changes the client's callback health.
@@ -297,11 +303,22 @@ pub struct ListFilter {
 }
 
 /// A delivery with its attempts (a JSON array built by the same query).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct ListedDelivery {
-    #[serde(flatten)]
     pub delivery: DeliveryRow,
     attempts_log: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AttemptsLog {
+    attempts_log: Option<String>,
+}
+
+/// The deliveries of a list or get statement's result, with their attempts.
+pub fn listed(result: &D1Result) -> ApiResult<Vec<ListedDelivery>> {
+    let deliveries = rows::<DeliveryRow>(result)?;
+    let logs = rows::<AttemptsLog>(result)?;
+    Ok(deliveries.into_iter().zip(logs).map(|(delivery, log)| ListedDelivery { delivery, attempts_log: log.attempts_log }).collect())
 }
 
 impl ListedDelivery {
@@ -364,15 +381,14 @@ pub fn list_statement(db: &D1Database, filter: &ListFilter, limit: u32) -> ApiRe
 }
 
 pub async fn list(db: &D1Database, filter: &ListFilter, limit: u32) -> ApiResult<Vec<ListedDelivery>> {
-    let result = list_statement(db, filter, limit)?.all().await.map_err(super::d1_error)?;
-    result.results().map_err(super::d1_error)
+    listed(&list_statement(db, filter, limit)?.all().await.map_err(super::d1_error)?)
 }
 
 /// One delivery with its attempts, whoever's it is (admin reads).
 pub async fn get(db: &D1Database, id: &str) -> ApiResult<Option<ListedDelivery>> {
-    let rows: Vec<ListedDelivery> =
-        all(db, &format!("SELECT {} FROM deliveries d WHERE d.id = ?1", listed_columns()), args![id]).await?;
-    Ok(rows.into_iter().next())
+    let sql = format!("SELECT {} FROM deliveries d WHERE d.id = ?1", listed_columns());
+    let result = statement(db, &sql, args![id])?.all().await.map_err(super::d1_error)?;
+    Ok(listed(&result)?.into_iter().next())
 }
 
 // ---------- the client's callback health ----------
