@@ -26,6 +26,14 @@ const mf = new Miniflare({
     RATE_LIMITER: { className: "RateLimiter", useSQLite: true },
     LOGIN_THROTTLE: { className: "LoginThrottle", useSQLite: true },
   },
+  // The outbound events queue (wrangler.toml [[queues.*]]): the worker
+  // refuses to start without its producer. No METRICS_ENDPOINT and no client
+  // callbacks here, so the benchmark enqueues nothing.
+  queueProducers: { EVENTS: "tryon-events" },
+  queueConsumers: {
+    "tryon-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 8, deadLetterQueue: "tryon-events-dlq" },
+    "tryon-events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 8 },
+  },
   d1Persist: path.join(state, "v3", "d1"),
   kvPersist: path.join(state, "v3", "kv"),
   r2Persist: path.join(state, "v3", "r2"),

@@ -48,6 +48,13 @@ pub struct Config {
     pub result_url_ttl_s: u64,
     /// FAL outputs larger than this are refused (the generation is an error).
     pub max_result_bytes: u64,
+    /// Seconds before each retry of an outbound event (callback, metrics):
+    /// one entry per retry the EVENTS queue allows (`max_retries`).
+    pub event_retry_delays_s: Vec<u32>,
+    /// Delivery log rows older than this are deleted by the scheduled handler.
+    pub delivery_log_days: u64,
+    /// A client whose callbacks have failed without a success for this long is paused.
+    pub callback_pause_after_ms: u64,
 }
 
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
@@ -65,6 +72,17 @@ pub const DEFAULT_MAX_RESULT_BYTES: u64 = 25 * 1024 * 1024;
 /// FAL keeps its copy of an output one day: long enough for the cron to
 /// retry a failed copy about 24 times, after which ours is the only one.
 pub const DEFAULT_FAL_OUTPUT_EXPIRATION_S: u64 = 24 * 3600;
+/// The EVENTS queue's `max_retries` in wrangler.toml: the schedule has one
+/// delay per retry, so the queue dead-letters a message exactly when the
+/// schedule runs out (a host test reads wrangler.toml to keep them equal).
+pub const EVENT_MAX_RETRIES: usize = 8;
+/// 10 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h: nine attempts over about
+/// 10 h 40 min, so a deploy, a restart or an evening outage loses nothing.
+pub const DEFAULT_EVENT_RETRY_DELAYS_S: [u32; EVENT_MAX_RETRIES] = [10, 30, 120, 600, 1_800, 3_600, 10_800, 21_600];
+/// Cloudflare Queues refuses a longer `delaySeconds` (12 hours).
+pub const MAX_QUEUE_DELAY_S: u32 = 12 * 3600;
+pub const DEFAULT_DELIVERY_LOG_DAYS: u64 = 30;
+pub const DEFAULT_CALLBACK_PAUSE_AFTER_S: u64 = 24 * 3600;
 pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jwks.json";
 
 impl Config {
@@ -111,10 +129,74 @@ impl Config {
             result_url_ttl_s: number("RESULT_URL_TTL_SECONDS", result_url::DEFAULT_TTL_S)?.clamp(60, result_url::DEFAULT_TTL_S),
             // A streamed copy declares its length as 32 bits.
             max_result_bytes: number("MAX_RESULT_BYTES", DEFAULT_MAX_RESULT_BYTES)?.clamp(1, u64::from(u32::MAX)),
+            event_retry_delays_s: match var("EVENT_RETRY_DELAYS") {
+                Some(raw) => parse_retry_delays(&raw)?,
+                None => DEFAULT_EVENT_RETRY_DELAYS_S.to_vec(),
+            },
+            delivery_log_days: number("DELIVERY_LOG_DAYS", DEFAULT_DELIVERY_LOG_DAYS)?.max(1),
+            callback_pause_after_ms: number("CALLBACK_PAUSE_AFTER_SECONDS", DEFAULT_CALLBACK_PAUSE_AFTER_S)?.max(1) * 1000,
         })
     }
 }
 
+/// `EVENT_RETRY_DELAYS`: comma-separated seconds, exactly one per retry the
+/// queue allows, each between 1 s and the queue's 12-hour maximum. Tests use
+/// it to shorten the backoff; the queue still does every retry.
+pub fn parse_retry_delays(raw: &str) -> Result<Vec<u32>, String> {
+    let bad = || {
+        format!("EVENT_RETRY_DELAYS must list {EVENT_MAX_RETRIES} whole numbers of seconds (1 to {MAX_QUEUE_DELAY_S}), comma-separated")
+    };
+    let delays: Vec<u32> = raw
+        .split(',')
+        .map(|d| d.trim().parse::<u32>().ok().filter(|d| (1..=MAX_QUEUE_DELAY_S).contains(d)))
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    if delays.len() != EVENT_MAX_RETRIES {
+        return Err(bad());
+    }
+    Ok(delays)
+}
+
 fn trim_url(url: String) -> String {
     url.trim().trim_end_matches('/').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_need_one_delay_per_queue_retry_within_the_queue_maximum() {
+        assert_eq!(parse_retry_delays("1, 2,4,1,1,1,1,1"), Ok(vec![1, 2, 4, 1, 1, 1, 1, 1]));
+        assert!(parse_retry_delays("1,2,3").is_err(), "fewer delays than retries");
+        assert!(parse_retry_delays("0,1,1,1,1,1,1,1").is_err(), "zero");
+        assert!(parse_retry_delays("43201,1,1,1,1,1,1,1").is_err(), "over 12 hours");
+        assert!(parse_retry_delays("1,1,1,x,1,1,1,1").is_err());
+    }
+
+    #[test]
+    fn the_default_schedule_retries_for_more_than_an_hour() {
+        let total: u32 = DEFAULT_EVENT_RETRY_DELAYS_S.iter().sum();
+        assert!(total > 3600, "{total} s");
+        assert!(DEFAULT_EVENT_RETRY_DELAYS_S.windows(2).all(|w| w[0] < w[1]), "it backs off");
+    }
+
+    /// The consumer relies on the queue dead-lettering a message right after
+    /// the schedule's last attempt; wrangler.toml must allow exactly that many retries.
+    #[test]
+    fn every_events_consumer_in_wrangler_toml_allows_exactly_the_schedules_retries() {
+        let toml = include_str!("../wrangler.toml");
+        let mut consumers = 0;
+        for block in toml.split("queues.consumers]]").skip(1) {
+            let queue = block.lines().find_map(|l| l.trim().strip_prefix("queue = ")).unwrap_or_default();
+            if queue.contains("dlq") {
+                continue;
+            }
+            consumers += 1;
+            let retries = block.lines().find_map(|l| l.trim().strip_prefix("max_retries = ")).unwrap_or_default();
+            assert_eq!(retries.trim(), EVENT_MAX_RETRIES.to_string(), "max_retries of {queue}");
+            assert!(block.contains("dead_letter_queue = "), "{queue} has a dead-letter queue");
+        }
+        assert_eq!(consumers, 3, "the local, staging and production events queues");
+    }
 }

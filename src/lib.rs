@@ -1,6 +1,6 @@
-//! Entry points only: the request handler, the cron, and the Durable Object
-//! classes (exported by their modules). Each builds its services from `Env`
-//! here, once, and hands over.
+//! Entry points only: the request handler, the cron, the events queue's
+//! consumer, and the Durable Object classes (exported by their modules).
+//! Each builds its services from `Env` here, once, and hands over.
 
 pub mod auth;
 pub mod bindings;
@@ -70,6 +70,88 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Err(_) => worker::console_error!("result maintenance skipped: RESULTS binding missing"),
     }
     maintenance::run(&db, &config, now).await;
+}
+
+/// The events queue and its dead-letter queue (one consumer for both, told
+/// apart by the batch's queue name). Each message is handled on its own and
+/// acknowledged or retried with its own delay; messages of a batch run
+/// concurrently, so one slow receiver does not hold the others.
+async fn consume(batch: worker::worker_sys::MessageBatch, env: Env) {
+    use events::verdict::QueueAction;
+    use worker::js_sys::{Array, Reflect};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    use worker::worker_sys::Message;
+
+    let services = match config(&env).and_then(|config| Services::from_env(&env, config).map_err(|e| e.to_string())) {
+        Ok(s) => s,
+        Err(message) => {
+            worker::console_error!("events not processed, configuration error: {message}");
+            let _ = batch.retry_all(retry_options(60));
+            return;
+        }
+    };
+    let dead_letter = batch.queue().map(String::from).is_ok_and(|name| bindings::is_dead_letter_queue(&name));
+    let messages: Array = batch.messages().unwrap_or_else(|_| Array::new());
+    let handled = messages.iter().map(|raw| {
+        let services = &services;
+        async move {
+            let message: Message = raw.unchecked_into();
+            // `attempts` is on every message the runtime hands over; workers-rs 0.8.7 has no getter for it.
+            let attempts = Reflect::get(&message, &JsValue::from_str("attempts")).ok().and_then(|a| a.as_f64());
+            let attempt = attempts.map_or(1, |a| a.clamp(1.0, f64::from(u32::MAX)) as u32);
+            let body = message
+                .body()
+                .ok()
+                .and_then(|b| worker::js_sys::JSON::stringify(&b).ok())
+                .and_then(|s| s.as_string())
+                .and_then(|s| serde_json::from_str::<store::outbox::DeliveryMessage>(&s).ok());
+            let action = match body {
+                None => {
+                    worker::console_error!("an events message that is not a delivery was dropped");
+                    QueueAction::Ack
+                }
+                Some(m) if dead_letter => events::consumer::dead_lettered(services, &m).await,
+                Some(m) => events::consumer::deliver(services, &m, attempt).await,
+            };
+            let _ = match action {
+                QueueAction::Ack => message.ack(),
+                QueueAction::Retry { delay_s } => message.retry(retry_options(delay_s)),
+                // Retried past the consumer's max_retries, the queue moves it to the dead-letter queue.
+                QueueAction::DeadLetter => message.retry(retry_options(0)),
+            };
+        }
+    });
+    futures_util::future::join_all(handled).await;
+
+    fn retry_options(delay_s: u32) -> JsValue {
+        let options = worker::js_sys::Object::new();
+        let _ = Reflect::set(&options, &JsValue::from_str("delaySeconds"), &JsValue::from(delay_s));
+        options.into()
+    }
+}
+
+/// The queue export, written out rather than with `#[event(queue)]`:
+/// workers-rs 0.8.7 hides each message's `attempts`, which the retry
+/// schedule counts on, and its generated glue panics (trapping the wasm
+/// instance) when a handler returns an error. worker-build wires any export
+/// named `queue` into the module's entry point.
+mod queue_export {
+    use worker::wasm_bindgen::prelude::wasm_bindgen;
+    use worker::wasm_bindgen::JsValue;
+
+    #[wasm_bindgen(
+        wasm_bindgen = ::worker::wasm_bindgen,
+        wasm_bindgen_futures = ::worker::wasm_bindgen_futures,
+        js_sys = ::worker::js_sys
+    )]
+    pub async fn queue(
+        batch: ::worker::worker_sys::MessageBatch,
+        env: ::worker::Env,
+        _ctx: ::worker::worker_sys::Context,
+    ) -> Result<JsValue, JsValue> {
+        super::consume(batch, env).await;
+        Ok(JsValue::UNDEFINED)
+    }
 }
 
 /// The request's clock: real time, unless a test run turned on `TEST_CLOCK`

@@ -15,6 +15,8 @@ pub async fn run(db: &D1Database, config: &Config, now: u64) {
     report("purge expired admin sessions", store::sessions::purge_expired(db, now, config.session_idle_timeout_ms).await);
     let cutoff = now.saturating_sub(config.retention_days * DAY_MS);
     report("delete generations past retention", store::generations::delete_older_than(db, cutoff).await);
+    let log_cutoff = now.saturating_sub(config.delivery_log_days * DAY_MS);
+    report("delete delivery log past retention", store::deliveries::delete_older_than(db, log_cutoff).await);
 }
 
 /// Our copies of result images: retry failed copies while FAL still has the

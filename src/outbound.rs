@@ -4,7 +4,7 @@
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundError {
@@ -77,32 +77,45 @@ pub async fn body_text(response: worker::Response) -> worker::Result<String> {
     text.as_string().ok_or_else(|| worker::Error::RustError("the response body is not text".into()))
 }
 
-/// Delivers `body` to `url` in the background style our notifications use:
-/// up to `backoff_ms.len() + 1` attempts, waiting `backoff_ms[i]` after the
-/// i-th failure, each bounded by `timeout_ms`. `headers` is asked afresh for
-/// each attempt (a signature may cover the attempt's timestamp). Returns
-/// whether a 2xx came back; failures are logged under `label`.
-pub async fn deliver(
-    url: &str,
-    headers: impl Fn() -> Vec<(String, String)>,
-    body: &str,
-    timeout_ms: u64,
-    backoff_ms: &[u64],
-    label: &str,
-) -> bool {
-    let attempts = backoff_ms.len() + 1;
-    for attempt in 0..attempts {
-        let owned = headers();
-        let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match send(Method::Post, url, &pairs, Some(body.to_string()), timeout_ms).await {
-            Ok((status, _)) if (200..300).contains(&status) => return true,
-            Ok((status, _)) => worker::console_warn!("{label} attempt {}: HTTP {status}", attempt + 1),
-            Err(e) => worker::console_warn!("{label} attempt {}: {e:?}", attempt + 1),
-        }
-        if let Some(wait) = backoff_ms.get(attempt) {
-            Delay::from(Duration::from_millis(*wait)).await;
+/// POSTs `body` once and returns only the status: the answer's body is never
+/// read (a receiver cannot make us hold a large one), redirects are not
+/// followed (signed events and bearer tokens go to the address the client
+/// or operator gave, nowhere else), and headers must arrive within
+/// `timeout_ms`. The delivery of outbound events builds its retries on this.
+pub async fn post_once(url: &str, headers: &[(String, String)], body: &str, timeout_ms: u64) -> Result<u16, OutboundError> {
+    let network = |e: worker::Error| OutboundError::Network(e.to_string());
+    let h = Headers::new();
+    for (name, value) in headers {
+        h.set(name, value).map_err(network)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(h)
+        .with_redirect(RequestRedirect::Manual)
+        .with_body(Some(JsValue::from_str(body)));
+    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = async move {
+        let response = Fetch::Request(request).send_with_signal(&signal).await.map_err(network)?;
+        let status = response.status_code();
+        discard_body(response).await;
+        Ok(status)
+    };
+    match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => {
+            controller.abort();
+            Err(OutboundError::Timeout { after_ms: timeout_ms })
         }
     }
-    worker::console_error!("{label} was not delivered after {attempts} attempts");
-    false
+}
+
+/// Cancels a response body we will not read, so its connection is released
+/// at once instead of when the runtime notices.
+async fn discard_body(response: worker::Response) {
+    let response: worker::web_sys::Response = response.into();
+    if let Some(stream) = response.body() {
+        let _ = worker::wasm_bindgen_futures::JsFuture::from(stream.cancel()).await;
+    }
 }

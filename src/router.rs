@@ -40,6 +40,10 @@ pub enum Route {
     AdminClientShoppers(String),
     AdminDeleteClient(String),
     ResultImage(String),
+    ListDeliveries,
+    AdminClientDeliveries(String),
+    AdminRedeliver(String),
+    AdminResumeCallbacks(String),
 }
 
 /// Who may call a route; `http::dispatch` checks it before any handler runs.
@@ -92,6 +96,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
         ["api", "shoppers", shopper] => vec![(Delete, Route::EraseShopper(id(shopper)), SecretKey)],
         ["api", "webhooks", "fal"] => vec![(Post, Route::FalWebhook, FalSignature)],
         ["v1", "results", generation] => vec![(Get, Route::ResultImage(id(generation)), ResultSignature)],
+        ["api", "deliveries"] => vec![(Get, Route::ListDeliveries, SecretKey)],
         ["admin"] => vec![(Get, Route::AdminPage, Public)],
         ["admin", "assets", name] => vec![(Get, Route::AdminAsset(id(name)), Public)],
         ["admin", "login"] => vec![(Post, Route::AdminLogin, SameOrigin)],
@@ -114,6 +119,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
             AdminWrite,
         )],
         ["admin", "clients", client, "webhook-secret"] => vec![(Post, Route::AdminRotateWebhookSecret(id(client)), AdminWrite)],
+        ["admin", "clients", client, "deliveries"] => vec![(Get, Route::AdminClientDeliveries(id(client)), Admin)],
+        ["admin", "clients", client, "callbacks", "resume"] => {
+            vec![(Post, Route::AdminResumeCallbacks(id(client)), AdminWrite)]
+        }
+        ["admin", "deliveries", delivery, "redeliver"] => vec![(Post, Route::AdminRedeliver(id(delivery)), AdminWrite)],
         ["admin", "generations"] => vec![(Get, Route::AdminGenerations, Admin)],
         ["admin", "usage"] => vec![(Get, Route::AdminUsage, Admin)],
         _ => return Err(RouteError::NotFound),
@@ -183,6 +193,24 @@ mod tests {
             assert_eq!(access(m, p), Ok(Access::SecretKey), "{p}");
         }
         assert_eq!(access(Method::Get, "/api/shoppers/me/generations"), Ok(Access::ShopperKey));
+    }
+
+    #[test]
+    fn delivery_routes_are_a_shops_read_and_admin_reads_and_writes() {
+        assert_eq!(resolve(&Method::Get, "/api/deliveries"), Ok((Route::ListDeliveries, Access::SecretKey)));
+        assert_eq!(
+            resolve(&Method::Get, "/admin/clients/cl_1/deliveries"),
+            Ok((Route::AdminClientDeliveries("cl_1".into()), Access::Admin))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/admin/deliveries/dlv_1/redeliver"),
+            Ok((Route::AdminRedeliver("dlv_1".into()), Access::AdminWrite))
+        );
+        assert_eq!(
+            resolve(&Method::Post, "/admin/clients/cl_1/callbacks/resume"),
+            Ok((Route::AdminResumeCallbacks("cl_1".into()), Access::AdminWrite))
+        );
+        assert_eq!(route(Method::Get, "/admin/deliveries/dlv_1/redeliver"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::limiter::client::{Limiter, LoginLimiter};
 use crate::limiter::protocol::LimitStatus;
 use crate::store::jobs::JobStore;
 use crate::store::results::ResultBucket;
+use crate::store::outbox::EventQueue;
 use std::cell::RefCell;
 use std::future::Future;
 use std::ops::Deref;
@@ -27,6 +28,8 @@ pub struct Services {
     pub login: LoginLimiter,
     /// Generations' output images (R2).
     pub results: ResultBucket,
+    /// Outbound events (callbacks, metrics forwarding), delivered by the queue consumer.
+    pub events: EventQueue,
 }
 
 impl Services {
@@ -39,6 +42,7 @@ impl Services {
             limiter: Limiter::new(bindings::rate_limiters(env)?),
             login: LoginLimiter::new(bindings::login_throttles(env)?),
             results: ResultBucket::new(bindings::results(env)?),
+            events: EventQueue::new(bindings::events(env)?),
         })
     }
 }

@@ -212,7 +212,9 @@ function chart(daily, days) {
 
 async function showClient(id) {
   const path = `/admin/clients/${encodeURIComponent(id)}`;
-  const [client, metrics, stats] = await Promise.all([api("GET", path), api("GET", `${path}/metrics`), api("GET", `${path}/stats?days=30`)]);
+  const [client, metrics, stats, deliveries, shoppers] = await Promise.all([
+    api("GET", path), api("GET", `${path}/metrics`), api("GET", `${path}/stats?days=30`), api("GET", `${path}/deliveries?limit=20`),
+    api("GET", `${path}/shoppers?days=30`)]);
   const revealed = el("div", {});
   const message = el("p", { class: "error", role: "alert" });
 
@@ -221,8 +223,17 @@ async function showClient(id) {
   const rate = el("input", { type: "number", min: 1, value: client.rate_limit_per_minute });
   const concurrency = el("input", { type: "number", min: 1, value: client.max_concurrent });
   const origins = el("textarea", { rows: 2 }, client.allowed_origins.join("\n"));
-  const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon" });
+  const widgetRate = el("input", { type: "number", min: 1, value: client.widget_rate_limit_per_minute, testid: "edit-widget-rate" });
+  const shopperRate = el("input", { type: "number", min: 1, value: client.shopper_rate_limit_per_minute, testid: "edit-shopper-rate" });
+  const shopperDaily = el("input", { type: "number", min: 1, value: client.shopper_daily_limit, testid: "edit-shopper-daily" });
+  const webhook = el("input", { type: "url", value: client.webhook_url || "", placeholder: "https://shop.example/hooks/tryon", testid: "webhook-url" });
   const retention = el("input", { type: "number", min: 1, value: client.retention_days ?? "", placeholder: "service default", testid: "edit-retention" });
+  // No choice stored (null) means every type, including types added later.
+  const eventBoxes = CALLBACK_EVENTS.map((type) => el("input", { type: "checkbox", value: type, checked: !client.webhook_events || client.webhook_events.includes(type) }));
+  const chosenEvents = () => {
+    const chosen = eventBoxes.filter((b) => b.checked).map((b) => b.value);
+    return chosen.length === CALLBACK_EVENTS.length ? null : chosen;
+  };
   const edit = el("form", { class: "card grid", testid: "edit-client", onsubmit: async (event) => {
     event.preventDefault();
     message.textContent = "";
@@ -231,6 +242,9 @@ async function showClient(id) {
         active: active.checked, usage_limit: Number(limit.value), rate_limit_per_minute: Number(rate.value),
         max_concurrent: Number(concurrency.value), allowed_origins: originsFrom(origins.value), webhook_url: webhook.value || null,
         retention_days: retention.value === "" ? null : Number(retention.value),
+        widget_rate_limit_per_minute: Number(widgetRate.value), shopper_rate_limit_per_minute: Number(shopperRate.value),
+        shopper_daily_limit: Number(shopperDaily.value),
+        webhook_events: chosenEvents(),
       });
       toast("Saved");
       if (updated.webhook_secret) revealed.replaceChildren(shownOnce("Callback signing secret", updated.webhook_secret, "webhook-secret"));
@@ -238,7 +252,10 @@ async function showClient(id) {
   } },
     el("label", {}, "Active", active), el("label", {}, "Monthly limit", limit), el("label", {}, "Rate per minute", rate),
     el("label", {}, "Max concurrent", concurrency), el("label", {}, "Allowed origins (one per line)", origins),
+    el("label", {}, "Widget rate per minute", widgetRate), el("label", {}, "Per shopper per minute", shopperRate),
+    el("label", {}, "Per shopper per day", shopperDaily),
     el("label", {}, "Callback URL", webhook), el("label", {}, "Keep result images (days)", retention),
+    el("fieldset", { class: "events" }, el("legend", {}, "Callback events"), eventBoxes.map((box) => el("label", { class: "check" }, box, box.value))),
     el("div", {}, el("button", { type: "submit", testid: "save" }, "Save")), message);
 
   const remove = el("div", { class: "row" }, el("button", { type: "button", class: "danger", testid: "delete-client", onclick: async () => {
@@ -252,9 +269,10 @@ async function showClient(id) {
 
   const grace = el("select", {}, [["0", "revoke old keys now"], ["3600", "keep old keys 1 hour"], ["86400", "keep old keys 1 day"], ["604800", "keep old keys 7 days"]].map(([v, t]) => el("option", { value: v }, t)));
   const keys = el("table", { testid: "keys" },
-    el("thead", {}, el("tr", {}, ["Key", "Status", "Created", "Ends", ""].map((h) => el("th", {}, h)))),
-    el("tbody", {}, client.keys.map((k) => el("tr", {},
-      el("td", { class: "mono" }, `${k.prefix}…`), el("td", {}, pill(k.status)), el("td", {}, fmt.date(k.created_at)),
+    el("thead", {}, el("tr", {}, ["Key", "Kind", "Status", "Created", "Ends", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, client.keys.map((k) => el("tr", { testid: `key-${k.kind}` },
+      // A publishable key is public by design: shown whole; a secret one only by its prefix.
+      el("td", { class: "mono" }, k.key || `${k.prefix}…`), el("td", {}, k.kind), el("td", {}, pill(k.status)), el("td", {}, fmt.date(k.created_at)),
       el("td", {}, fmt.date(k.revoked_at || k.expires_at)),
       el("td", {}, k.status === "revoked" || k.status === "expired" ? "" : el("button", { type: "button", class: "danger", onclick: async () => {
         if (!confirm(`Revoke ${k.prefix}…? It stops working at once.`)) return;
@@ -266,7 +284,11 @@ async function showClient(id) {
       await showClient(id);
       app.prepend(shownOnce("New API key", rotated.api_key, "new-key"));
     } catch (e) { toast(e.message); }
-  } }, "Rotate key"));
+  } }, "Rotate secret key"));
+  const newPublishable = el("button", { type: "button", class: "secondary", testid: "new-publishable", onclick: async () => {
+    try { await api("POST", `${path}/keys`, { kind: "publishable", grace_period_seconds: Number(grace.value) }); await showClient(id); } catch (e) { toast(e.message); }
+  } }, "New publishable key");
+  rotate.append(newPublishable);
 
   const byModel = Object.entries(metrics.generations_by_model);
   const events = el("table", { testid: "events" },
@@ -292,9 +314,91 @@ async function showClient(id) {
     el("h2", {}, "Generations per day (30 days)"), chart(stats.daily, 30),
     el("p", {}, byModel.length ? byModel.map(([m, n]) => el("span", { class: "pill" }, `${m}: ${fmt.n(n)}`)) : ""),
     el("h2", {}, "Recent events"), events,
+    el("h2", {}, "Deliveries"), callbackHealth(client, id), deliveriesTable(deliveries, id),
     el("h2", {}, "Settings"), edit,
     el("h2", {}, "API keys"), keys, rotate,
+    el("h2", {}, "Widget"), widgetSection(client, shoppers),
     el("h2", {}, "Danger zone"), remove);
+}
+
+// ---------- the widget: embed snippet, shoppers ----------
+
+// The tag a shop pastes into its pages, with the client's live publishable key.
+function widgetSection(client, shoppers) {
+  const live = client.keys.find((k) => k.kind === "publishable" && (k.status === "active" || k.status === "expiring"));
+  const parts = [];
+  if (!live) {
+    parts.push(el("p", { class: "muted", testid: "no-publishable" }, "No publishable key yet: create one above to embed the widget."));
+  } else {
+    const snippet = `<script src="${location.origin}/widget.js" data-key="${live.key}" defer></script>\n` +
+      `<button data-tryon-garment="https://your-shop.example/images/shirt.jpg">Try it on</button>`;
+    const code = el("pre", { class: "mono snippet", testid: "embed-snippet" }, snippet);
+    parts.push(el("p", {}, "Paste into the shop's pages (allowed origins: ", client.allowed_origins.length ? client.allowed_origins.join(", ") : "none — add one, or the widget is refused", ")."),
+      code, el("button", { type: "button", class: "secondary", testid: "copy-snippet", onclick: async () => {
+        try { await navigator.clipboard.writeText(snippet); toast("Copied"); } catch (e) { toast("Copy failed: select the text"); }
+      } }, "Copy snippet"));
+  }
+  parts.push(el("p", { testid: "shopper-count" }, `${fmt.n(shoppers.shoppers)} shoppers, ${fmt.n(shoppers.generations)} generations in the last ${shoppers.days} days.`));
+  if (shoppers.busiest.length) {
+    parts.push(el("table", { testid: "shoppers" },
+      el("thead", {}, el("tr", {}, ["Shopper", "Generations", "Successful", "Last"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, shoppers.busiest.map((s) => el("tr", {},
+        el("td", { class: "mono" }, s.shopper_id), el("td", {}, fmt.n(s.generations)), el("td", {}, fmt.n(s.successful)), el("td", {}, fmt.date(s.last_generation_at)))))));
+  }
+  return el("div", { class: "card" }, ...parts);
+}
+
+// ---------- deliveries (callbacks and metrics forwarding) ----------
+
+const CALLBACK_EVENTS = ["job.completed", "job.failed", "generation.completed"];
+
+// Paused callbacks are said loudly, with the way out; a failing endpoint quietly.
+function callbackHealth(client, id) {
+  if (client.callbacks_paused_at) {
+    return el("div", { class: "warn", role: "status", testid: "callbacks-paused" },
+      el("strong", {}, "Callbacks are paused. "),
+      `The endpoint kept failing from ${fmt.date(client.callbacks_failing_since)}; paused ${fmt.date(client.callbacks_paused_at)}. `,
+      "Events are logged as paused and not sent until you resume; then redeliver the ones that matter.",
+      el("button", { type: "button", testid: "resume-callbacks", onclick: async () => {
+        try { await api("POST", `/admin/clients/${encodeURIComponent(id)}/callbacks/resume`); toast("Callbacks resumed"); await showClient(id); }
+        catch (e) { toast(e.message); }
+      } }, "Resume callbacks"));
+  }
+  if (client.callbacks_failing_since) {
+    return el("p", { class: "muted", testid: "callbacks-failing" }, `Callbacks failing since ${fmt.date(client.callbacks_failing_since)}; they pause after a day without a success.`);
+  }
+  return null;
+}
+
+function outcome(d) {
+  const detail = d.last_error || (d.last_status_code ? `HTTP ${d.last_status_code}` : "");
+  const next = d.next_attempt_at ? ` · next attempt ${fmt.date(d.next_attempt_at)}` : "";
+  return el("div", {}, pill(d.status), el("div", { class: "muted" }, `${d.attempt_count} attempt${d.attempt_count === 1 ? "" : "s"}${detail ? ` · ${detail}` : ""}${next}`));
+}
+
+function attemptsList(d) {
+  if (!d.attempts.length) return null;
+  return el("details", {}, el("summary", {}, "Attempts"),
+    el("ol", { class: "attempts" }, d.attempts.map((a) => el("li", { value: a.attempt },
+      `${fmt.date(a.attempted_at)} · ${a.status_code ? `HTTP ${a.status_code}` : a.error} · ${fmt.ms(a.latency_ms)}`,
+      a.run > 1 ? ` · redelivery ${a.run - 1}` : "",
+      a.next_attempt_at ? ` · next ${fmt.date(a.next_attempt_at)}` : ""))));
+}
+
+function deliveriesTable(page, id) {
+  const rows = page.data.map((d) => el("tr", { testid: "delivery" },
+    el("td", {}, fmt.date(d.created_at), el("div", { class: "muted mono" }, d.id)),
+    el("td", {}, d.event_type, el("div", { class: "muted mono" }, d.webhook_id)),
+    el("td", {}, d.destination, el("div", { class: "muted mono target" }, d.target || "")),
+    el("td", {}, outcome(d), attemptsList(d)),
+    el("td", {}, el("button", { type: "button", class: "secondary", testid: "redeliver", onclick: async (event) => {
+      event.target.disabled = true;
+      try { await api("POST", `/admin/deliveries/${encodeURIComponent(d.id)}/redeliver`); toast("Redelivery queued"); await showClient(id); }
+      catch (e) { toast(e.message); event.target.disabled = false; }
+    } }, "Redeliver"))));
+  return el("table", { testid: "deliveries" },
+    el("thead", {}, el("tr", {}, ["When", "Event", "Receiver", "Outcome", ""].map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No deliveries yet."))));
 }
 
 // ---------- routing ----------

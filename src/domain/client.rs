@@ -1,6 +1,7 @@
 //! Admin input about clients (shops): creation and partial updates, and the
 //! widget origins a client allows.
 
+use super::event::{parse_callback_types, EventType};
 use super::input::{parse_json, InputError};
 use serde::Deserialize;
 
@@ -68,6 +69,8 @@ pub struct ClientChanges {
     pub shopper_daily_limit: Option<u32>,
     /// Days its result images are kept; `Some(None)` returns to the default.
     pub retention_days: Option<Option<u32>>,
+    /// Which callback event types the client wants; `Some(None)` is every type.
+    pub webhook_events: Option<Option<Vec<EventType>>>,
 }
 
 impl ClientChanges {
@@ -125,6 +128,8 @@ struct RawClientChanges {
     shopper_daily_limit: Option<u32>,
     #[serde(default, deserialize_with = "present")]
     retention_days: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_events: Option<Option<Vec<String>>>,
 }
 
 /// Distinguishes `"field": null` (clear it) from a missing field (keep it).
@@ -175,6 +180,10 @@ impl ClientChanges {
             shopper_rate_limit_per_minute: raw.shopper_rate_limit_per_minute.map(check_shopper_rate).transpose()?,
             shopper_daily_limit: raw.shopper_daily_limit.map(check_shopper_daily).transpose()?,
             retention_days: raw.retention_days.map(|d| d.map(check_retention).transpose()).transpose()?,
+            webhook_events: raw
+                .webhook_events
+                .map(|e| e.map(|e| parse_callback_types(&e).map_err(|m| InputError::invalid("invalid_webhook_events", m))).transpose())
+                .transpose()?,
         };
         if changes.is_empty() {
             return Err(InputError::invalid("empty_update", "the body changes no field"));
@@ -379,6 +388,15 @@ mod tests {
         assert!(set("http://127.0.0.1:9000/hook", true).is_ok());
         assert_eq!(code(set("http://127.0.0.1:9000/hook", false)), "invalid_webhook_url");
         assert_eq!(ClientChanges::from_json(br#"{"webhook_url":null}"#, false).unwrap().webhook_url, Some(None));
+    }
+
+    #[test]
+    fn callback_event_types_are_chosen_or_reset_to_all_with_null() {
+        let chosen = ClientChanges::from_json(br#"{"webhook_events":["job.failed"]}"#, false).unwrap();
+        assert_eq!(chosen.webhook_events, Some(Some(vec![EventType::JobFailed])));
+        assert_eq!(ClientChanges::from_json(br#"{"webhook_events":null}"#, false).unwrap().webhook_events, Some(None));
+        assert_eq!(code(ClientChanges::from_json(br#"{"webhook_events":["job.done"]}"#, false)), "invalid_webhook_events");
+        assert_eq!(code(ClientChanges::from_json(br#"{"webhook_events":[]}"#, false)), "invalid_webhook_events");
     }
 
     #[test]

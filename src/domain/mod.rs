@@ -5,6 +5,7 @@ pub mod callback;
 pub mod client;
 pub mod csv;
 pub mod cursor;
+pub mod event;
 pub mod generation;
 pub mod ids;
 pub mod image;

@@ -1,17 +1,11 @@
-//! Forwarding each generation event to an external metrics back end
-//! (`METRICS_ENDPOINT`), as the MVP did: in the background, retried, bounded
-//! by a timeout, and never able to affect the client's response.
+//! Forwarding each recorded generation to the operators' metrics back end
+//! (`METRICS_ENDPOINT`): the MVP's GenerationMetric body, and the headers of
+//! one attempt. Delivered like callbacks, through the queue.
 
-use crate::outbound;
-use crate::state::Ctx;
 use crate::store::generations::GenerationRow;
 use serde_json::{json, Value};
 
-/// Three attempts in all.
-const BACKOFF_MS: [u64; 2] = [500, 2_000];
-const TIMEOUT_MS: u64 = 3_000;
-
-/// The event, shaped like the MVP's GenerationMetric.
+/// The event, shaped like the MVP's GenerationMetric. Receivers deduplicate on `id`.
 pub fn event(g: &GenerationRow) -> Value {
     json!({
         "id": g.id,
@@ -31,18 +25,14 @@ pub fn event(g: &GenerationRow) -> Value {
     })
 }
 
-pub fn forward_in_background(ctx: &Ctx, g: &GenerationRow) {
-    let Some(endpoint) = ctx.config.metrics_endpoint.clone() else { return };
-    let authorization = ctx.config.metrics_token.as_ref().map(|t| format!("Bearer {}", t.expose()));
-    let (id, body) = (g.id.clone(), event(g).to_string());
-    ctx.in_background(async move {
-        let headers = || {
-            let mut h = vec![("content-type".to_string(), "application/json".to_string())];
-            if let Some(auth) = &authorization {
-                h.push(("authorization".to_string(), auth.clone()));
-            }
-            h
-        };
-        outbound::deliver(&endpoint, headers, &body, TIMEOUT_MS, &BACKOFF_MS, &format!("metrics event {id}")).await;
-    });
+/// `Authorization: Bearer $METRICS_TOKEN` when that secret is set.
+pub fn headers(token: Option<&str>) -> Vec<(String, String)> {
+    let mut h = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("user-agent".to_string(), "tryon-webhooks/1".to_string()),
+    ];
+    if let Some(token) = token {
+        h.push(("authorization".to_string(), format!("Bearer {token}")));
+    }
+    h
 }

@@ -1,10 +1,20 @@
-//! What happened, told to whoever listens outside: the client's back end
-//! (signed callbacks when its jobs finish) and the operators' metrics back
-//! end (every recorded generation). The generation lifecycle calls these;
-//! they never call back into it. Delivery runs after the response.
+//! Outbound events: telling the outside what happened. The client's back end
+//! gets signed callbacks (`job.completed`, `job.failed`,
+//! `generation.completed`, as it chose); the operators' metrics back end
+//! gets every recorded generation. The generation lifecycle calls the two
+//! functions below and never waits: each event is logged in D1 and enqueued
+//! once (`enqueue`), and the EVENTS queue's consumer (`consumer`) delivers
+//! it, retrying on the queue's own per-message delay (`schedule`, `verdict`)
+//! until the dead-letter queue takes it. Admins redeliver (`redeliver`).
 
+pub mod attempt;
 pub mod callbacks;
+pub mod consumer;
+pub mod enqueue;
 pub mod metrics;
+pub mod redeliver;
+pub mod schedule;
+pub mod verdict;
 
 use crate::domain::job::Job;
 use crate::state::Ctx;
@@ -12,10 +22,10 @@ use crate::store::generations::GenerationRow;
 
 /// A generation attempt was recorded (sync or job, success or not).
 pub fn generation_recorded(ctx: &Ctx, row: &GenerationRow) {
-    metrics::forward_in_background(ctx, row);
+    enqueue::generation_recorded(ctx, row);
 }
 
 /// A job ended (done or failed; cancels by the client are not reported).
 pub fn job_finished(ctx: &Ctx, job: &Job) {
-    callbacks::notify_in_background(ctx, job);
+    enqueue::job_finished(ctx, job);
 }

@@ -5,8 +5,7 @@ use super::paging::{page_params, split_page};
 use crate::domain::cursor::Cursor;
 use crate::domain::api_key::ApiKey;
 use crate::domain::result_url::ResultUrls;
-use crate::domain::shopper::{Metadata, ShopperId};
-use crate::domain::time::to_rfc3339;
+use crate::domain::shopper::ShopperId;
 use crate::error::ApiResult;
 use crate::request::{query_pairs, query_value};
 use crate::results::links;
@@ -53,27 +52,11 @@ pub fn page_of(rows: Vec<GenerationRow>, limit: u32, view: impl Fn(&GenerationRo
     json!({ "data": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next_cursor })
 }
 
-/// What a client sees of its own generations. `image_url` is our signed
-/// URL, minted for this read; null once the image is gone (or never was).
+/// What a client sees of its own generations (the view lives with the row,
+/// so the `generation.completed` callback carries the same one). `image_url`
+/// is our signed URL, minted for this read; null once the image is gone.
 pub fn public_view(g: &GenerationRow, urls: &ResultUrls) -> Value {
-    json!({
-        "id": g.id,
-        "model": g.model,
-        "status": g.status,
-        "endpoint": g.endpoint,
-        "duration_ms": g.duration_ms,
-        "fal_duration_ms": g.fal_duration_ms,
-        "image_url": links::of_row(urls, g),
-        "image_status": g.result_status.map(|s| s.as_str()),
-        "image_content_type": g.result_content_type,
-        "image_bytes": g.result_bytes,
-        "error": g.error,
-        "garments_count": g.garments_count,
-        "job_id": g.job_id,
-        "created_at": to_rfc3339(g.created_at),
-        "shopper_id": g.shopper_id,
-        "metadata": Metadata::from_column(g.metadata.as_deref()),
-    })
+    g.public_view(urls)
 }
 
 /// What admins see: everything, including the client, cold starts, FAL's

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod cors;
+pub mod deliveries;
 pub mod generate;
 pub mod generations;
 pub mod idempotency;
@@ -192,6 +193,12 @@ async fn client_route(route: Route, req: &mut Request, ctx: &Ctx, credential: Cr
             let client = auth::authenticate(req, ctx, &credential).await?;
             shoppers::erase(ctx, &client, &shopper).await
         }
+        Route::ListDeliveries => {
+            let q = deliveries::query(req)?;
+            let key = credential.secret()?;
+            let (_, results) = auth::authenticate_read(req, ctx, key, |key| deliveries::page_statement(ctx, key, &q)).await?;
+            deliveries::list(q, results)
+        }
         other => Err(misrouted(&other)),
     }
 }
@@ -214,6 +221,9 @@ async fn admin_route(route: Route, req: &mut Request, ctx: &Ctx, session: &Admin
         Route::AdminClientShoppers(id) => metrics::client_shoppers(req, ctx, session, &id).await,
         Route::AdminGenerations => metrics::generations(req, ctx, session).await,
         Route::AdminUsage => usage::month(req, ctx, session).await,
+        Route::AdminClientDeliveries(id) => admin::deliveries::list(req, ctx, session, &id).await,
+        Route::AdminRedeliver(id) => admin::deliveries::redeliver(ctx, session, &id).await,
+        Route::AdminResumeCallbacks(id) => admin::deliveries::resume_callbacks(ctx, session, &id).await,
         other => Err(misrouted(&other)),
     }
 }

@@ -36,6 +36,15 @@ pub struct ClientRow {
     /// When it was deleted: the row stays, inactive and without keys, so
     /// past months' usage still names it.
     pub deleted_at: Option<u64>,
+    /// JSON array of the callback event types the client chose; `None` is every type.
+    #[serde(default)]
+    pub webhook_events: Option<String>,
+    /// Set when the client's endpoint kept failing (see `events::verdict`); cleared by an admin.
+    #[serde(default)]
+    pub callbacks_paused_at: Option<u64>,
+    /// The first failed callback attempt since the last success.
+    #[serde(default)]
+    pub callbacks_failing_since: Option<u64>,
 }
 
 impl ClientRow {
@@ -45,6 +54,11 @@ impl ClientRow {
 
     pub fn origins(&self) -> Vec<String> {
         serde_json::from_str(&self.allowed_origins).unwrap_or_default()
+    }
+
+    /// The chosen callback event types' names, or `None` for every type.
+    pub fn callback_types(&self) -> Option<Vec<String>> {
+        self.webhook_events.as_deref().map(|raw| serde_json::from_str(raw).unwrap_or_default())
     }
 }
 
@@ -62,7 +76,7 @@ pub struct KeyRow {
     pub revoked_at: Option<u64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit, retention_days, deleted_at";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit, retention_days, deleted_at, webhook_events, callbacks_paused_at, callbacks_failing_since";
 const KEY_COLUMNS: &str = "id, client_id, kind, prefix, publishable_key, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
@@ -142,6 +156,10 @@ pub async fn update(db: &D1Database, id: &ClientId, changes: &ClientChanges, now
     }
     if let Some(url) = &changes.webhook_url {
         set("webhook_url", url.clone().into());
+    }
+    if let Some(types) = &changes.webhook_events {
+        let names = types.as_ref().map(|t| t.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+        set("webhook_events", names.map(|n| serde_json::to_string(&n)).transpose()?.into());
     }
     if let Some(origins) = &changes.allowed_origins {
         set("allowed_origins", serde_json::to_string(origins)?.into());

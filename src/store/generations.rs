@@ -1,5 +1,6 @@
 //! Every generation attempt, and the daily rollups kept beside them.
 
+pub use super::KeyGuard;
 use super::{batch_once, first, statement, Arg, Written};
 use crate::args;
 use crate::domain::cursor::Cursor;
@@ -7,7 +8,9 @@ use crate::domain::job::{generation_id_of, Job, JobOutcome, ENDPOINT as JOBS_END
 pub use crate::domain::generation::Outcome;
 pub use crate::domain::result::ResultStatus;
 use crate::domain::ids::ClientId;
-use crate::domain::shopper::ShopperId;
+use crate::domain::result::has_image;
+use crate::domain::result_url::ResultUrls;
+use crate::domain::shopper::{Metadata, ShopperId};
 use crate::domain::time::{day_number, month_key};
 use crate::error::ApiResult;
 use serde::{Deserialize, Serialize};
@@ -95,6 +98,37 @@ pub async fn get_for_job(db: &D1Database, client: &ClientId, job_id: &str) -> Ap
     first(db, &format!("SELECT {COLUMNS} FROM generations WHERE client_id = ?1 AND id = ?2"), args![client.as_str(), generation_id_of(job_id)]).await
 }
 
+impl GenerationRow {
+    /// The link to its image: our URL (minted by `urls`), FAL's while ours
+    /// cannot be signed, or none when there is no image (any more).
+    pub fn image_link(&self, urls: &ResultUrls) -> Option<String> {
+        has_image(self.status, self.result_status).then(|| urls.link(&self.client_id, &self.id, self.image_url.as_deref())).flatten()
+    }
+
+    /// What a client sees of its own generation: in its history and in the
+    /// `generation.completed` callback.
+    pub fn public_view(&self, urls: &ResultUrls) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "model": self.model,
+            "status": self.status,
+            "endpoint": self.endpoint,
+            "duration_ms": self.duration_ms,
+            "fal_duration_ms": self.fal_duration_ms,
+            "image_url": self.image_link(urls),
+            "image_status": self.result_status.map(|s| s.as_str()),
+            "image_content_type": self.result_content_type,
+            "image_bytes": self.result_bytes,
+            "error": self.error,
+            "garments_count": self.garments_count,
+            "job_id": self.job_id,
+            "created_at": crate::domain::time::to_rfc3339(self.created_at),
+            "shopper_id": self.shopper_id,
+            "metadata": Metadata::from_column(self.metadata.as_deref()),
+        })
+    }
+}
+
 pub const COLUMNS: &str = "id, client_id, model, status, endpoint, duration_ms, fal_duration_ms, image_url, error, garments_count, cold_start, job_id, created_at, shopper_id, metadata, result_status, result_content_type, result_bytes, result_error";
 
 /// The generation row and its rollups (per client and day, per client and
@@ -157,15 +191,6 @@ pub async fn record(db: &D1Database, g: &GenerationRow) -> ApiResult<Recorded> {
         Written::Done(_) => Recorded::New,
         Written::Duplicate => Recorded::AlreadyRecorded,
     })
-}
-
-/// A key that must be live for a query to read anything: SQLite evaluates
-/// the (uncorrelated) check once, before scanning, so a forged key costs no
-/// page of another client's rows.
-#[derive(Debug, Clone)]
-pub struct KeyGuard {
-    pub hash: String,
-    pub now: u64,
 }
 
 /// One client's history (or one of its shopper's), newest first, for a
@@ -265,10 +290,7 @@ pub fn list_statement(db: &D1Database, filter: &Filter, limit: u32) -> ApiResult
         push("created_at < $1", args![to]);
     }
     if let (Some(g), Some(c)) = (&filter.key_guard, &filter.client_id) {
-        push(
-            "EXISTS (SELECT 1 FROM api_keys k WHERE k.key_hash = $1 AND k.client_id = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))",
-            args![&g.hash, c, g.now],
-        );
+        push(KeyGuard::CONDITION, g.args(c));
     }
     if let Some(c) = &filter.after {
         push("(created_at < $1 OR (created_at = $1 AND id < $2))", args![c.created_at, &c.id]);

@@ -3,10 +3,12 @@
 
 pub mod clients;
 pub mod dashboard;
+pub mod deliveries;
 pub mod generations;
 pub mod jobs;
 pub mod result_rows;
 pub mod results;
+pub mod outbox;
 pub mod sessions;
 pub mod usage;
 
@@ -115,6 +117,25 @@ pub fn rows<T: DeserializeOwned>(result: &worker::D1Result) -> ApiResult<Vec<T>>
 /// The first row of one statement's result, if any.
 pub fn first_row<T: DeserializeOwned>(result: &worker::D1Result) -> ApiResult<Option<T>> {
     Ok(rows(result)?.into_iter().next())
+}
+
+/// A key that must be live for a query to read anything: SQLite evaluates
+/// the (uncorrelated) check once, before scanning, so a forged key reads no
+/// page of another client's rows.
+#[derive(Debug, Clone)]
+pub struct KeyGuard {
+    pub hash: String,
+    pub now: u64,
+}
+
+impl KeyGuard {
+    /// The condition, with `$1` the key's hash, `$2` the client, `$3` now.
+    pub const CONDITION: &'static str =
+        "EXISTS (SELECT 1 FROM api_keys k WHERE k.key_hash = $1 AND k.client_id = $2 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $3))";
+
+    pub fn args(&self, client: &str) -> Vec<Arg> {
+        vec![Arg::from(self.hash.as_str()), Arg::from(client), Arg::from(self.now)]
+    }
 }
 
 /// The outcome of a write that may collide with an existing row.

@@ -1,15 +1,33 @@
 // Drives the admin dashboard in headless Chromium (Debian's package, via
-// playwright-core): log in, create a client, copy its key, run a generation
-// through the API with it, and see it in the dashboard. Saves a screenshot of
-// each page. Run by tests/e2e/browser.rs against a live stack:
+// playwright-core): log in, create a client, copy its key, give it a callback
+// URL (a receiver started here), run a generation through the API with it,
+// see it and its callback delivery in the dashboard, and redeliver the
+// callback with the button. Saves a screenshot of each page. Run by tests/e2e/browser.rs against a live stack:
 //   BASE_URL=… ADMIN_PASSWORD=… EMULATOR_URL=… ARTIFACTS=… node tests/browser/dashboard.mjs
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import assert from "node:assert/strict";
 
 const { BASE_URL, ADMIN_PASSWORD, EMULATOR_URL, ARTIFACTS } = process.env;
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 mkdirSync(ARTIFACTS, { recursive: true });
+
+// The shop's callback receiver: records each delivery's webhook-id and answers 204.
+const received = [];
+const receiver = createServer((req, res) => {
+  req.resume();
+  req.on("end", () => { received.push(req.headers["webhook-id"]); res.writeHead(204).end(); });
+});
+await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+async function until(what, check, ms = 20000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const browser = await chromium.launch({
   executablePath,
@@ -59,6 +77,14 @@ try {
   assert.equal(await link.count(), 1, "the new client is listed under its literal name");
   await shot("03-clients-new-key");
 
+  // The client's callbacks go to our receiver; the signing secret is shown once.
+  await link.click();
+  await page.getByTestId("deliveries").waitFor();
+  await page.getByTestId("webhook-url").fill(hookUrl);
+  await page.getByTestId("save").click();
+  await page.getByTestId("webhook-secret-value").waitFor();
+  assert.match((await page.getByTestId("webhook-secret-value").textContent()).trim(), /^whsec_/);
+
   // A generation through the public API, with the copied key.
   const generated = await fetch(`${BASE_URL}/api/images/generate`, {
     method: "POST",
@@ -74,7 +100,6 @@ try {
   const { generation_id } = JSON.parse(generatedText);
 
   await page.reload();
-  await page.getByTestId("client-link").filter({ hasText: name }).click();
   await page.getByTestId("events").waitFor();
   assert.equal((await page.getByTestId("client-name").textContent()).trim(), name);
   const event = page.getByTestId("event").filter({ hasText: generation_id });
@@ -93,6 +118,24 @@ try {
   const thumbSrc = await thumb.getAttribute("src");
   assert.ok(thumbSrc.startsWith(`${BASE_URL}/v1/results/${generation_id}?`), `the thumbnail is our durable URL: ${thumbSrc}`);
   await page.getByTestId("chart").waitFor();
+
+  // Its generation.completed callback, delivered, then redelivered with the button.
+  await until("the callback", () => received.length === 1);
+  const callbackRow = () => page.getByTestId("delivery").filter({ hasText: "generation.completed" });
+  await until("the delivered callback in the dashboard", async () => {
+    await page.reload();
+    await page.getByTestId("deliveries").waitFor();
+    return (await callbackRow().filter({ hasText: "delivered" }).count()) === 1;
+  });
+  await callbackRow().getByTestId("redeliver").click();
+  await until("the redelivery", () => received.length === 2);
+  assert.equal(received[1], received[0], "a redelivery keeps the webhook-id, so the shop can drop it");
+  assert.equal(received[0], `msg_${generation_id}`);
+  await until("the redelivery in the dashboard", async () => {
+    await page.reload();
+    await page.getByTestId("deliveries").waitFor();
+    return (await callbackRow().filter({ hasText: "2 attempts" }).filter({ hasText: "delivered" }).count()) === 1;
+  });
   await shot("04-client");
 
   await page.getByTestId("nav-overview").click();
@@ -102,4 +145,6 @@ try {
   console.log(`dashboard ok; screenshots in ${ARTIFACTS}`);
 } finally {
   await browser.close();
+  receiver.closeAllConnections();
+  receiver.close();
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests: the real worker in `wrangler dev` (local D1, KV, Durable
-//! Objects) against the FAL emulator, driven over HTTP like a shop would.
+//! Objects, Queues) against the FAL emulator, driven over HTTP like a shop would.
 
 mod support;
 
@@ -8,6 +8,7 @@ mod browser;
 mod callbacks;
 mod clients;
 mod cors;
+mod deliveries;
 mod durability;
 mod forged_keys;
 mod generate;

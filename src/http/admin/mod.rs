@@ -1,7 +1,8 @@
-//! The admin API: sessions, clients and their keys, metrics.
+//! The admin API: sessions, clients and their keys, metrics, deliveries.
 
 pub mod clients;
 pub mod dashboard;
+pub mod deliveries;
 pub mod metrics;
 pub mod session;
 pub mod usage;

@@ -156,6 +156,35 @@ impl Admin {
     pub async fn new_client(&self) -> TestClient {
         self.create_client(json!({ "name": format!("Shop {}", super::marker()) })).await
     }
+
+    /// A new client whose callbacks go to `url`; returns it and its signing secret.
+    pub async fn client_with_callbacks(&self, url: &str, settings: Value) -> (TestClient, String) {
+        let client = self.new_client().await;
+        let mut body = settings;
+        body["webhook_url"] = json!(url);
+        let updated = self.patch(&format!("/admin/clients/{}", client.id)).json(&body).expect(200).await;
+        let secret = updated["webhook_secret"].as_str().expect("the secret is shown once").to_string();
+        (client, secret)
+    }
+
+    /// One page of a client's delivery log (`query` without the `?`).
+    pub async fn deliveries(&self, client_id: &str, query: &str) -> Vec<Value> {
+        let page = self.get(&format!("/admin/clients/{client_id}/deliveries?{query}")).expect(200).await;
+        page["data"].as_array().unwrap().clone()
+    }
+
+    /// Polls a client's delivery log until `done` holds (or panics after `secs`).
+    pub async fn wait_for_log(&self, client_id: &str, secs: u64, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let log = self.deliveries(client_id, "limit=100").await;
+            if done(&log) {
+                return log;
+            }
+            assert!(std::time::Instant::now() < deadline, "the delivery log never got there: {log:#?}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// Every item of a paginated list, following `next_cursor` to the end.

@@ -1,6 +1,7 @@
-//! The external metrics back end the shared stack forwards events to
-//! (`METRICS_ENDPOINT`). It records every delivery and can be told to fail
-//! or stall the events of one client, so tests sharing it stay independent.
+//! The external metrics back end the stacks forward events to
+//! (`METRICS_ENDPOINT`). It records every delivery with its arrival time and
+//! can be told to fail or stall the events of one client, so tests sharing
+//! it stay independent.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,17 +10,26 @@ use axum::{Json, Router};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    Fail,
+    /// Answer 503 to the client's next `n` events, then 204.
+    FailFirst(usize),
+    /// Hold each of the client's events for 20 s (longer than our timeout).
     Stall,
+}
+
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at: Instant,
+    pub event: Value,
+    pub answered: u16,
 }
 
 #[derive(Default)]
 pub struct Sink {
-    events: Mutex<Vec<Value>>,
+    events: Mutex<Vec<Arrival>>,
     modes: Mutex<HashMap<String, Mode>>,
     url: OnceLock<String>,
 }
@@ -34,19 +44,31 @@ impl Sink {
     }
 
     /// Deliveries (attempts included) of the event with this generation id.
-    pub fn deliveries(&self, generation_id: &str) -> Vec<Value> {
-        self.events.lock().unwrap().iter().filter(|e| e["id"] == generation_id).cloned().collect()
+    pub fn deliveries(&self, generation_id: &str) -> Vec<Arrival> {
+        self.events.lock().unwrap().iter().filter(|a| a.event["id"] == generation_id).cloned().collect()
     }
 
-    pub async fn wait_for(&self, generation_id: &str, n: usize, secs: u64) -> Vec<Value> {
-        for _ in 0..secs * 10 {
+    pub async fn wait_for(&self, generation_id: &str, n: usize, secs: u64) -> Vec<Arrival> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
             let got = self.deliveries(generation_id);
             if got.len() >= n {
                 return got;
             }
+            assert!(Instant::now() < deadline, "expected {n} deliveries of {generation_id}, got {got:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Exactly `n` deliveries: `n` within `secs`, then none for `quiet`.
+    pub async fn exactly(&self, generation_id: &str, n: usize, secs: u64, quiet: Duration) -> Vec<Arrival> {
+        self.wait_for(generation_id, n, secs).await;
+        let quiet_until = Instant::now() + quiet;
+        while Instant::now() < quiet_until {
+            assert_eq!(self.deliveries(generation_id).len(), n, "another delivery of {generation_id} arrived");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("expected {n} deliveries of {generation_id}, got {:?}", self.deliveries(generation_id));
+        self.deliveries(generation_id)
     }
 }
 
@@ -65,14 +87,21 @@ pub fn sink() -> &'static Arc<Sink> {
 }
 
 async fn receive(State(sink): State<Arc<Sink>>, Json(event): Json<Value>) -> StatusCode {
-    let mode = event["client_id"].as_str().and_then(|c| sink.modes.lock().unwrap().get(c).copied());
-    sink.events.lock().unwrap().push(event);
-    match mode {
-        Some(Mode::Fail) => StatusCode::SERVICE_UNAVAILABLE,
-        Some(Mode::Stall) => {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            StatusCode::NO_CONTENT
+    let client = event["client_id"].as_str().unwrap_or_default().to_string();
+    let (status, stall) = {
+        let mut modes = sink.modes.lock().unwrap();
+        match modes.get_mut(&client) {
+            Some(Mode::FailFirst(n)) if *n > 0 => {
+                *n -= 1;
+                (StatusCode::SERVICE_UNAVAILABLE, false)
+            }
+            Some(Mode::Stall) => (StatusCode::NO_CONTENT, true),
+            _ => (StatusCode::NO_CONTENT, false),
         }
-        None => StatusCode::NO_CONTENT,
+    };
+    sink.events.lock().unwrap().push(Arrival { at: Instant::now(), event, answered: status.as_u16() });
+    if stall {
+        tokio::time::sleep(Duration::from_secs(20)).await;
     }
+    status
 }

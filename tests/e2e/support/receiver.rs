@@ -1,29 +1,62 @@
-//! A client's back end, as far as callbacks go: records what it receives and
-//! can be told to fail the first deliveries.
+//! A client's back end, as far as callbacks go: records every arrival with
+//! its time, and answers as told — a number of failures first, failing until
+//! told otherwise, or never listening at all — reprogrammable mid-test.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub at: Instant,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// What the receiver answered.
+    pub answered: u16,
 }
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+
+    /// Whether the Standard Webhooks signature verifies under `secret` (`whsec_…`).
+    pub fn verifies(&self, secret: &str) -> bool {
+        let (Some(id), Some(ts), Some(sig)) =
+            (self.header("webhook-id"), self.header("webhook-timestamp"), self.header("webhook-signature"))
+        else {
+            return false;
+        };
+        verify(secret, id, ts, &self.body, sig)
+    }
+}
+
+pub fn verify(secret: &str, id: &str, timestamp: &str, body: &str, signature: &str) -> bool {
+    let key = base64::engine::general_purpose::STANDARD.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    signature.split(' ').any(|s| s == expected)
 }
 
 #[derive(Default)]
 struct Inner {
     received: Mutex<Vec<Received>>,
+    /// Deliveries still to fail before answering 204.
     fail_first: Mutex<usize>,
+    /// Fails every delivery while set.
+    down: Mutex<bool>,
 }
 
 #[derive(Clone)]
@@ -35,12 +68,19 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on a free port; the first `fail_first` deliveries get a 500.
     pub async fn start(fail_first: usize) -> Self {
-        let inner = Arc::new(Inner { received: Mutex::new(Vec::new()), fail_first: Mutex::new(fail_first) });
+        let inner = Arc::new(Inner { fail_first: Mutex::new(fail_first), ..Inner::default() });
         let app = Router::new().route("/hook", post(receive)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        super::stack::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
         Self { url, inner }
+    }
+
+    /// Answers 500 to everything until `set_down(false)`.
+    pub fn set_down(&self, down: bool) {
+        *self.inner.down.lock().unwrap() = down;
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -49,24 +89,50 @@ impl Receiver {
 
     /// Waits until `n` deliveries arrived (or panics after `secs`).
     pub async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
-        for _ in 0..secs * 10 {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
             let got = self.received();
             if got.len() >= n {
                 return got;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            assert!(Instant::now() < deadline, "expected {n} deliveries within {secs} s, got {}: {got:?}", got.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("expected {n} deliveries, got {:?}", self.received());
     }
+
+    /// Waits for exactly `n` deliveries: `n` within `secs`, then nothing
+    /// more for `quiet` (longer than the next retry would take).
+    pub async fn exactly(&self, n: usize, secs: u64, quiet: Duration) -> Vec<Received> {
+        self.wait_for(n, secs).await;
+        let quiet_until = Instant::now() + quiet;
+        while Instant::now() < quiet_until {
+            let got = self.received();
+            assert_eq!(got.len(), n, "expected exactly {n} deliveries, another arrived: {got:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.received()
+    }
+}
+
+/// Seconds between consecutive arrivals.
+pub fn gaps(arrivals: &[Received]) -> Vec<f64> {
+    arrivals.windows(2).map(|w| w[1].at.duration_since(w[0].at).as_secs_f64()).collect()
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-    inner.received.lock().unwrap().push(Received { headers, body: String::from_utf8_lossy(&body).into() });
-    let mut fail = inner.fail_first.lock().unwrap();
-    if *fail > 0 {
-        *fail -= 1;
-        return StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    StatusCode::NO_CONTENT
+    let status = {
+        let mut fail = inner.fail_first.lock().unwrap();
+        if *inner.down.lock().unwrap() {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else if *fail > 0 {
+            *fail -= 1;
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::NO_CONTENT
+        }
+    };
+    let at = Instant::now();
+    inner.received.lock().unwrap().push(Received { at, headers, body: String::from_utf8_lossy(&body).into(), answered: status.as_u16() });
+    status
 }
