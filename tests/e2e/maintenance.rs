@@ -1,15 +1,13 @@
 //! The scheduled handler, triggered the way the platform does, with an
-//! injected time. Runs on its own stack: purging there cannot touch the
-//! sessions of tests running on the shared one.
+//! injected time. Runs on the maintenance stack: purging there cannot touch
+//! the sessions of tests running on the shared one. The two tests here share
+//! that stack, so each keeps its own sessions out of the other's purge (the
+//! retention test works in the future, past the session test's purge).
 
-use crate::support::stack::{self, StackOptions};
-use crate::support::{marker, try_on, Api};
+use crate::support::clock::{header, now_ms, DAY, HOUR};
+use crate::support::{marker, stack, try_on, Api};
 
-const DAY_MS: u64 = 24 * 3600 * 1000;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
+const RETENTION_DAYS: u64 = 396;
 
 async fn run_cron(api: &Api, at_ms: u64) {
     let reply = api.get(&format!("/cdn-cgi/handler/scheduled?cron=17+*+*+*+*&time={at_ms}")).send().await;
@@ -18,40 +16,49 @@ async fn run_cron(api: &Api, at_ms: u64) {
 
 #[tokio::test]
 async fn the_cron_purges_expired_sessions_and_keeps_live_ones() {
-    let own = stack::start(StackOptions::default());
-    let api = Api::new(&own);
+    let api = Api::new(stack::maintenance());
     let expired = api.login().await;
-    let later = now_ms() + 8 * DAY_MS;
-    let at = later.to_string();
+    let later = now_ms() + 8 * DAY;
     // Before the purge the server still knows the session, and says it expired...
-    expired.get("/admin/session").header("x-test-now", &at).send().await.assert_error(401, "session_expired");
+    expired.get("/admin/session").header("x-test-now", &header(later)).send().await.assert_error(401, "session_expired");
     // ...a session that is live at that time is kept...
-    let live = api.post("/admin/login").header("x-test-now", &at).json(&serde_json::json!({"password": stack::ADMIN_PASSWORD})).send().await;
-    let cookie = live.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let live = api.login_at(later).await;
     run_cron(&api, later + 1000).await;
     // ...and after it, the expired one is gone altogether.
-    expired.get("/admin/session").header("x-test-now", &at).send().await.assert_error(401, "not_logged_in");
-    api.get("/admin/session").header("cookie", &cookie).header("x-test-now", &(later + 2000).to_string()).expect(200).await;
+    expired.get("/admin/session").header("x-test-now", &header(later)).send().await.assert_error(401, "not_logged_in");
+    live.get("/admin/session").header("x-test-now", &header(later + 2000)).expect(200).await;
 }
 
 #[tokio::test]
-async fn the_cron_deletes_generations_past_retention_and_keeps_the_totals() {
-    let own = stack::start(StackOptions::default());
-    let api = Api::new(&own);
-    let admin = api.login().await;
+async fn the_cron_deletes_generations_older_than_396_days_and_keeps_the_totals() {
+    let api = Api::new(stack::maintenance());
+    // Thirty days ahead: beyond the session test's purge, so this session survives it.
+    let cron_at = now_ms() + 30 * DAY;
+    let admin = api.login_at(cron_at).await;
     let client = admin.new_client().await;
-    let now = now_ms();
-    let fourteen_months_ago = (now - 425 * DAY_MS).to_string();
-    let old = client.generate(&try_on(&marker())).header("x-test-now", &fourteen_months_ago).expect(200).await;
-    let recent = client.generate(&try_on(&marker())).expect(200).await;
-    assert_eq!(client.history().await.len(), 2);
+    let generate_at = |ms: u64| client.generate(&try_on(&marker())).header("x-test-now", &header(ms)).send();
+    let mut kept = Vec::new();
+    let mut deleted = Vec::new();
+    for (age, expect_kept) in [
+        (RETENTION_DAYS * DAY - DAY, true),
+        (RETENTION_DAYS * DAY - HOUR, true),
+        (RETENTION_DAYS * DAY + HOUR, false),
+        (RETENTION_DAYS * DAY + DAY, false),
+        (DAY, true),
+    ] {
+        let reply = generate_at(cron_at - age).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let id = reply.body["generation_id"].as_str().unwrap().to_string();
+        if expect_kept { kept.push(id) } else { deleted.push(id) }
+    }
+    assert_eq!(client.history().await.len(), 5);
 
-    run_cron(&api, now).await;
+    run_cron(&api, cron_at).await;
 
-    let history = client.history().await;
-    assert_eq!(history.len(), 1, "only the recent generation is left");
-    assert_eq!(history[0]["id"], recent["generation_id"]);
-    assert_ne!(history[0]["id"], old["generation_id"]);
-    let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).expect(200).await;
-    assert_eq!(metrics["total_generations"], 2, "the rollups keep counting deleted rows");
+    let mut left: Vec<String> = client.history().await.iter().map(|g| g["id"].as_str().unwrap().to_string()).collect();
+    left.sort();
+    kept.sort();
+    assert_eq!(left, kept, "395 days and 395 days 23 h are kept; 396 days 1 h and 397 days are deleted ({deleted:?})");
+    let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).header("x-test-now", &header(cron_at)).expect(200).await;
+    assert_eq!(metrics["total_generations"], 5, "the rollups keep counting deleted rows");
 }

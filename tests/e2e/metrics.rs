@@ -1,7 +1,7 @@
 //! Generation events forwarded to the metrics back end, in the background.
 
 use crate::support::metrics_sink::{sink, Mode};
-use crate::support::stack::{self, StackOptions};
+use crate::support::stack;
 use crate::support::{marker, try_on, Api};
 use std::time::Instant;
 
@@ -42,9 +42,23 @@ async fn a_stalled_receiver_does_not_delay_the_response() {
 
 #[tokio::test]
 async fn a_receiver_that_is_down_does_not_affect_generations() {
-    let dead = format!("http://127.0.0.1:{}/events", stack::free_port());
-    let own = stack::start(StackOptions { vars: vec![("METRICS_ENDPOINT".into(), dead)], state_dir: None });
-    let client = Api::new(&own).login().await.new_client().await;
+    // The maintenance stack's METRICS_ENDPOINT points at a port nobody listens on.
+    let client = Api::new(stack::maintenance()).login().await.new_client().await;
     client.generate(&try_on(&marker())).expect(200).await;
     assert_eq!(client.history().await.len(), 1);
+}
+
+#[tokio::test]
+async fn events_carry_metrics_token_as_a_bearer_token_and_nothing_without_it() {
+    let with_token = Api::new(&stack::production_like().stack).login().await.new_client().await;
+    let id = with_token.generate(&crate::support::data_uri_try_on().await).expect(200).await["generation_id"].as_str().unwrap().to_string();
+    sink().wait_for(&id, 1, 10).await;
+    let expected = format!("Bearer {}", stack::METRICS_TOKEN);
+    assert_eq!(sink().attempts(&id)[0].authorization.as_deref(), Some(expected.as_str()));
+
+    // The shared stack has no METRICS_TOKEN.
+    let without = Api::shared().login().await.new_client().await;
+    let id = without.generate(&try_on(&marker())).expect(200).await["generation_id"].as_str().unwrap().to_string();
+    sink().wait_for(&id, 1, 10).await;
+    assert_eq!(sink().attempts(&id)[0].authorization, None);
 }

@@ -1,15 +1,24 @@
-//! The external metrics back end the shared stack forwards events to
-//! (`METRICS_ENDPOINT`). It records every delivery and can be told to fail
-//! or stall the events of one client, so tests sharing it stay independent.
+//! The external metrics back end the stacks forward events to
+//! (`METRICS_ENDPOINT`). It records every delivery (with its `Authorization`
+//! header and when it arrived) and can be told to fail or stall the events of
+//! one client, so tests sharing it stay independent.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// One delivery attempt as the back end saw it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: Value,
+    pub authorization: Option<String>,
+    pub at: Instant,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -19,7 +28,7 @@ pub enum Mode {
 
 #[derive(Default)]
 pub struct Sink {
-    events: Mutex<Vec<Value>>,
+    events: Mutex<Vec<Delivery>>,
     modes: Mutex<HashMap<String, Mode>>,
     url: OnceLock<String>,
 }
@@ -35,7 +44,12 @@ impl Sink {
 
     /// Deliveries (attempts included) of the event with this generation id.
     pub fn deliveries(&self, generation_id: &str) -> Vec<Value> {
-        self.events.lock().unwrap().iter().filter(|e| e["id"] == generation_id).cloned().collect()
+        self.attempts(generation_id).into_iter().map(|d| d.event).collect()
+    }
+
+    /// The same, with each attempt's headers and arrival time.
+    pub fn attempts(&self, generation_id: &str) -> Vec<Delivery> {
+        self.events.lock().unwrap().iter().filter(|d| d.event["id"] == generation_id).cloned().collect()
     }
 
     pub async fn wait_for(&self, generation_id: &str, n: usize, secs: u64) -> Vec<Value> {
@@ -64,9 +78,10 @@ pub fn sink() -> &'static Arc<Sink> {
     })
 }
 
-async fn receive(State(sink): State<Arc<Sink>>, Json(event): Json<Value>) -> StatusCode {
+async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(event): Json<Value>) -> StatusCode {
     let mode = event["client_id"].as_str().and_then(|c| sink.modes.lock().unwrap().get(c).copied());
-    sink.events.lock().unwrap().push(event);
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    sink.events.lock().unwrap().push(Delivery { event, authorization, at: Instant::now() });
     match mode {
         Some(Mode::Fail) => StatusCode::SERVICE_UNAVAILABLE,
         Some(Mode::Stall) => {

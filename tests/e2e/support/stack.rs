@@ -2,17 +2,29 @@
 //! local D1, KV and Durable Objects) on a free loopback port with a fresh state
 //! folder, and the FAL emulator in this process.
 //!
-//! One shared stack serves most tests (each test makes its own clients, so
-//! they cannot see each other's data); tests that need their own settings or
-//! a restart start a dedicated one. Every wrangler runs in its own process
-//! group, killed when its `Stack` drops or, for the shared one, by a watchdog
-//! when the test process exits.
+//! A few long-lived stacks serve the tests, each named for the configuration
+//! it has (each test makes its own clients, so tests sharing a stack cannot
+//! see each other's data):
+//!
+//! - [`shared`]: everything configured, with the test clock;
+//! - [`production_like`]: the settings production has or lacks — no test
+//!   clock, no loopback image URLs, no `WEBHOOK_SIGNING_KEY` — plus every
+//!   optional setting moved off its default (see `production_like`);
+//! - [`maintenance`]: with the test clock, for the scheduled handler (which
+//!   acts on every client's rows and sessions, so it must not run where other
+//!   tests' sessions live), and with a metrics receiver that is down.
+//!
+//! Tests that restart a runtime start dedicated ones. Every wrangler runs in
+//! its own process group, killed when its `Stack` drops or, for the long-lived
+//! ones, by a watchdog when the test process exits.
 
+use super::jwks::JwksServer;
+use super::receiver::Receiver;
 use fal_emulator::{Emulator, EmulatorConfig};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const ADMIN_PASSWORD: &str = "e2e-admin-password";
@@ -21,9 +33,27 @@ pub const FAL_KEY: &str = "e2e-fal-key";
 pub const FAL_TIMEOUT_MS: u64 = 3000;
 /// Reads of unfinished jobs ask FAL directly after this long without a webhook.
 pub const JOB_POLL_AFTER_MS: u64 = 1500;
-/// KV's minimum, so a test can watch a job expire.
-pub const JOB_TTL_SECONDS: u64 = 60;
+/// The production-like stack asks for 10 s job records, below KV's minimum,
+/// which the worker raises to 60 s: a test watches one expire. (The other
+/// stacks keep the default hour, so a job's reservation is held for its
+/// documented 15 minutes.)
+pub const SHORT_JOB_TTL_SECONDS: u64 = 10;
+pub const KV_MIN_TTL_SECONDS: u64 = 60;
+/// The production-like stack's caps on request bodies and data-URI images.
+pub const SMALL_MAX_BODY_BYTES: usize = 300_000;
+pub const SMALL_MAX_DATA_URI_BYTES: usize = 100_000;
+/// The production-like stack's override of one model's FAL endpoint.
+pub const NANO_BANANA_OVERRIDE: &str = "fal-ai/nano-banana-pro/v2/edit";
 pub const WEBHOOK_SIGNING_KEY: &str = "e2e-callback-signing-key";
+pub const METRICS_TOKEN: &str = "e2e-metrics-token";
+/// The maintenance stack's idle timeout, so a test can tell the setting from the default (120).
+pub const MAINTENANCE_IDLE_MINUTES: u64 = 45;
+
+/// At most this many wrangler processes start at once. A start is a burst of
+/// CPU (node, workerd, compiling the wasm); on a two-core machine more of
+/// them at once only slow every start down and thin every timing margin of
+/// the tests already running.
+const MAX_CONCURRENT_STARTS: usize = 2;
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -49,7 +79,10 @@ pub fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
 /// Runs `f` on a plain thread, so it may block on our runtime even when called
 /// from inside a test's own runtime.
 fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(f).join().expect("stack setup thread panicked")
+    match std::thread::spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 pub fn emulator() -> &'static Emulator {
@@ -66,6 +99,8 @@ pub struct Stack {
     pub base: String,
     pub state_dir: PathBuf,
     pgid: u32,
+    /// The wrangler process (the group's leader), to reap it when stopping.
+    child: Mutex<std::process::Child>,
 }
 
 impl Drop for Stack {
@@ -74,17 +109,116 @@ impl Drop for Stack {
     }
 }
 
+impl Stack {
+    /// Stops the runtime and waits until every process of it has exited, so
+    /// its state folder can be read or changed. Returns the folder.
+    pub fn stop(self) -> PathBuf {
+        let (pgid, dir) = (self.pgid, self.state_dir.clone());
+        kill_group(pgid);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let _ = self.child.lock().unwrap().wait();
+        while group_alive(pgid) {
+            if Instant::now() > deadline {
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        dir
+    }
+}
+
 #[derive(Default, Clone)]
 pub struct StackOptions {
-    /// Extra `--var NAME:VALUE` settings.
+    /// Extra `--var NAME:VALUE` settings (replacing a default of the same name).
     pub vars: Vec<(String, String)>,
+    /// Default settings to leave out, to run the worker without them.
+    pub unset: Vec<&'static str>,
     /// Reuse a state folder (to test that state survives a restart).
     pub state_dir: Option<PathBuf>,
 }
 
+impl StackOptions {
+    pub fn var(mut self, name: &str, value: impl ToString) -> Self {
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn unset(mut self, name: &'static str) -> Self {
+        self.unset.push(name);
+        self
+    }
+}
+
 pub fn shared() -> &'static Stack {
     static SHARED: OnceLock<Stack> = OnceLock::new();
-    SHARED.get_or_init(|| start(StackOptions::default()))
+    SHARED.get_or_init(|| {
+        let stack = start(StackOptions::default());
+        prewarm();
+        stack
+    })
+}
+
+/// A stack configured as production is, with the optional settings moved.
+pub struct ProductionLike {
+    pub stack: Stack,
+    /// Serves FAL's JWKS (`FAL_JWKS_URL`) and counts the worker's fetches.
+    pub jwks: JwksServer,
+    /// Our "public origin" (`PUBLIC_BASE_URL`): FAL's webhooks land here, so
+    /// on this stack jobs finish by polling.
+    pub public_origin: Receiver,
+}
+
+pub fn production_like() -> &'static ProductionLike {
+    static STACK: OnceLock<ProductionLike> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let jwks = JwksServer::start();
+        let public_origin = block_on(Receiver::start(0));
+        let options = StackOptions::default()
+            .unset("TEST_CLOCK")
+            .unset("WEBHOOK_SIGNING_KEY")
+            .unset("ALLOW_LOOPBACK_IMAGE_URLS")
+            .var("METRICS_TOKEN", METRICS_TOKEN)
+            .var("FAL_JWKS_URL", jwks.url())
+            .var("PUBLIC_BASE_URL", public_origin.origin())
+            .var("JOB_TTL_SECONDS", SHORT_JOB_TTL_SECONDS)
+            .var("MAX_BODY_BYTES", SMALL_MAX_BODY_BYTES)
+            .var("MAX_DATA_URI_BYTES", SMALL_MAX_DATA_URI_BYTES)
+            .var("FAL_MODEL_ENDPOINTS", format!(r#"{{"nano-banana-pro":"{NANO_BANANA_OVERRIDE}"}}"#));
+        let stack = start(options);
+        // One verified delivery fills the worker's JWKS cache now, so that the
+        // refetch test usually finds it older than a minute when its turn comes.
+        let base = stack.base.clone();
+        block_on(async move { super::fal_webhooks::deliver_for_unknown_job(&base, &super::fal_webhooks::emulator_key()).await });
+        ProductionLike { stack, jwks, public_origin }
+    })
+}
+
+pub fn maintenance() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let dead = format!("http://127.0.0.1:{}/events", free_port());
+        start(
+            StackOptions::default()
+                .var("METRICS_ENDPOINT", dead)
+                .var("ADMIN_SESSION_IDLE_MINUTES", MAINTENANCE_IDLE_MINUTES),
+        )
+    })
+}
+
+/// When the whole suite runs, the other long-lived stacks start in the
+/// background as soon as the shared one is up, so no test waits for them.
+/// A filtered run starts only what its tests ask for.
+fn prewarm() {
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
+    if filtered {
+        return;
+    }
+    std::thread::spawn(|| {
+        production_like();
+    });
+    std::thread::spawn(|| {
+        maintenance();
+    });
 }
 
 /// Starts a dedicated stack; it stops when dropped.
@@ -96,6 +230,7 @@ pub fn start(options: StackOptions) -> Stack {
 
 fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: String) -> Stack {
     build_once();
+    let _slot = StartSlot::take();
     let state_dir = options.state_dir.clone().unwrap_or_else(fresh_state_dir);
     std::fs::create_dir_all(&state_dir).expect("state dir");
     let logs = root().join("target/e2e-logs");
@@ -115,7 +250,6 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         ("FAL_QUEUE_URL".into(), format!("{emulator_url}/queue")),
         ("FAL_JWKS_URL".into(), format!("{emulator_url}/.well-known/jwks.json")),
         ("JOB_POLL_AFTER_MS".into(), JOB_POLL_AFTER_MS.to_string()),
-        ("JOB_TTL_SECONDS".into(), JOB_TTL_SECONDS.to_string()),
         ("WEBHOOK_SIGNING_KEY".into(), WEBHOOK_SIGNING_KEY.into()),
         ("METRICS_ENDPOINT".into(), metrics_url),
         ("FAL_KEY".into(), FAL_KEY.into()),
@@ -124,7 +258,7 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         ("ALLOW_LOOPBACK_IMAGE_URLS".into(), "true".into()),
         ("TEST_CLOCK".into(), "enabled".into()),
     ];
-    vars.retain(|(name, _)| !options.vars.iter().any(|(own, _)| own == name));
+    vars.retain(|(name, _)| !options.vars.iter().any(|(own, _)| own == name) && !options.unset.contains(&name.as_str()));
     vars.extend(options.vars);
     let log = std::fs::File::create(logs.join(format!("wrangler-{port}.log"))).expect("log file");
     let mut cmd = wrangler();
@@ -143,10 +277,49 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         .stderr(log)
         .spawn()
         .expect("wrangler dev starts");
-    let stack = Stack { base: format!("http://127.0.0.1:{port}"), state_dir, pgid: child.id() };
+    let stack = Stack { base: format!("http://127.0.0.1:{port}"), state_dir, pgid: child.id(), child: Mutex::new(child) };
     watch_parent(stack.pgid);
     wait_until_ready(&stack.base, port);
     stack
+}
+
+/// Runs SQL against a stopped stack's local D1 (to set up what only a crash
+/// or an older deployment could leave behind).
+pub fn d1_execute(state_dir: &Path, sql: &str) {
+    let _slot = StartSlot::take();
+    let out = wrangler()
+        .args(["d1", "execute", "DB", "--local", "--persist-to"])
+        .arg(state_dir)
+        .args(["--command", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("wrangler runs");
+    assert!(out.status.success(), "d1 execute failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Admission to the start phase, at most `MAX_CONCURRENT_STARTS` at a time.
+struct StartSlot;
+
+static STARTING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+impl StartSlot {
+    fn take() -> Self {
+        let (count, freed) = &STARTING;
+        let mut running = count.lock().unwrap();
+        while *running >= MAX_CONCURRENT_STARTS {
+            running = freed.wait(running).unwrap();
+        }
+        *running += 1;
+        StartSlot
+    }
+}
+
+impl Drop for StartSlot {
+    fn drop(&mut self) {
+        let (count, freed) = &STARTING;
+        *count.lock().unwrap() -= 1;
+        freed.notify_one();
+    }
 }
 
 fn wrangler() -> Command {
@@ -190,7 +363,7 @@ pub fn free_port() -> u16 {
 }
 
 fn wait_until_ready(base: &str, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let url = format!("{base}/health");
     let ready = runtime().block_on(async {
         let http = reqwest::Client::new();
@@ -200,7 +373,7 @@ fn wait_until_ready(base: &str, port: u16) {
                     return true;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         false
     });
@@ -208,12 +381,22 @@ fn wait_until_ready(base: &str, port: u16) {
 }
 
 fn kill_group(pgid: u32) {
-    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).status();
+    let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
 }
 
-/// The shared stack lives as long as the test process, and a panicking test
-/// may never drop its own: this watchdog stops a stack when the test process
-/// exits, however it exits.
+/// Whether any process of the group is still running (zombies, which only
+/// wait for a parent to reap them, do not count).
+fn group_alive(pgid: u32) -> bool {
+    let Ok(out) = Command::new("ps").args(["-e", "-o", "pgid=,stat="]).output() else { return false };
+    String::from_utf8_lossy(&out.stdout).lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.next() == Some(pgid.to_string().as_str()) && fields.next().is_some_and(|stat| !stat.starts_with('Z'))
+    })
+}
+
+/// The long-lived stacks live as long as the test process, and a panicking
+/// test may never drop its own: this watchdog stops a stack when the test
+/// process exits, however it exits.
 fn watch_parent(pgid: u32) {
     let script = format!(
         "while kill -0 {parent} 2>/dev/null; do sleep 0.5; done; kill -TERM -{pgid} 2>/dev/null; sleep 3; kill -KILL -{pgid} 2>/dev/null",
