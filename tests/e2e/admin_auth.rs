@@ -1,7 +1,7 @@
 //! Admin sessions: only a live, server-side session opens the admin API.
 
 use crate::support::clock::{header, now_ms, DAY, HOUR, MINUTE, SECOND};
-use crate::support::stack::{self, ADMIN_PASSWORD, MAINTENANCE_IDLE_MINUTES};
+use crate::support::stack::ADMIN_PASSWORD;
 use crate::support::{Admin, Api};
 use serde_json::json;
 
@@ -99,17 +99,6 @@ async fn an_idle_session_expires_after_120_minutes_and_each_request_restarts_the
     assert_eq!(session_at(&kept, touched + (IDLE_MINUTES - 1) * MINUTE).await.status, 200);
     let last = touched + (IDLE_MINUTES - 1) * MINUTE;
     session_at(&kept, last + (IDLE_MINUTES + 1) * MINUTE).await.assert_error(401, "session_expired");
-}
-
-#[tokio::test]
-async fn the_idle_timeout_follows_admin_session_idle_minutes() {
-    // The maintenance stack sets ADMIN_SESSION_IDLE_MINUTES.
-    let api = Api::new(stack::maintenance());
-    let t0 = now_ms();
-    let kept = api.login_at(t0).await;
-    let left = api.login_at(t0).await;
-    assert_eq!(session_at(&kept, t0 + (MAINTENANCE_IDLE_MINUTES - 1) * MINUTE).await.status, 200);
-    session_at(&left, t0 + (MAINTENANCE_IDLE_MINUTES + 1) * MINUTE).await.assert_error(401, "session_expired");
 }
 
 #[tokio::test]

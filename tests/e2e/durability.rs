@@ -3,14 +3,13 @@
 //! runtime is in `restart`.)
 
 use crate::support::clock::now_ms;
-use crate::support::stack::{self, StackOptions, ADMIN_PASSWORD};
+use crate::support::stack::{self, ADMIN_PASSWORD};
 use crate::support::Api;
 use serde_json::json;
 
 #[tokio::test]
 async fn admin_login_brute_force_is_stopped() {
-    let own = stack::start(StackOptions::default());
-    let api = Api::new(&own);
+    let api = Api::new(stack::login_throttle());
     for _ in 0..10 {
         api.post("/admin/login").json(&json!({ "password": "guess" })).send().await.assert_error(401, "invalid_credentials");
     }

@@ -20,4 +20,5 @@ mod metrics;
 mod production;
 mod restart;
 mod routing;
+mod time_passing;
 mod webhooks;

@@ -1,13 +1,19 @@
 //! The scheduled handler, triggered the way the platform does, with an
-//! injected time. Runs on the maintenance stack: purging there cannot touch
-//! the sessions of tests running on the shared one. The two tests here share
-//! that stack, so each keeps its own sessions out of the other's purge (the
-//! retention test works in the future, past the session test's purge).
+//! injected time; and the maintenance stack's idle-timeout setting. Runs on
+//! the maintenance stack: purging there cannot touch the sessions of tests
+//! running on the shared one. The tests here share that stack, so each keeps
+//! its sessions out of the others' purges (the retention test works 30 days
+//! ahead, past the session test's purge; the idle-timeout test 40 days ahead).
 
-use crate::support::clock::{header, now_ms, DAY, HOUR};
+use crate::support::clock::{header, now_ms, DAY, HOUR, MINUTE};
+use crate::support::stack::MAINTENANCE_IDLE_MINUTES;
 use crate::support::{marker, stack, try_on, Api};
 
 const RETENTION_DAYS: u64 = 396;
+
+async fn session_at(admin: &crate::support::Admin, ms: u64) -> crate::support::Reply {
+    admin.get("/admin/session").header("x-test-now", &header(ms)).send().await
+}
 
 async fn run_cron(api: &Api, at_ms: u64) {
     let reply = api.get(&format!("/cdn-cgi/handler/scheduled?cron=17+*+*+*+*&time={at_ms}")).send().await;
@@ -61,4 +67,16 @@ async fn the_cron_deletes_generations_older_than_396_days_and_keeps_the_totals()
     assert_eq!(left, kept, "395 days and 395 days 23 h are kept; 396 days 1 h and 397 days are deleted ({deleted:?})");
     let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).header("x-test-now", &header(cron_at)).expect(200).await;
     assert_eq!(metrics["total_generations"], 5, "the rollups keep counting deleted rows");
+}
+
+#[tokio::test]
+async fn the_idle_timeout_follows_admin_session_idle_minutes() {
+    // This stack sets ADMIN_SESSION_IDLE_MINUTES (45).
+    let api = Api::new(stack::maintenance());
+    // Forty days ahead: past both crons of this module, which would purge these sessions.
+    let t0 = now_ms() + 40 * DAY;
+    let kept = api.login_at(t0).await;
+    let left = api.login_at(t0).await;
+    assert_eq!(session_at(&kept, t0 + (MAINTENANCE_IDLE_MINUTES - 1) * MINUTE).await.status, 200);
+    session_at(&left, t0 + (MAINTENANCE_IDLE_MINUTES + 1) * MINUTE).await.assert_error(401, "session_expired");
 }

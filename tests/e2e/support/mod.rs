@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod keys;
 pub mod metrics_sink;
 pub mod receiver;
+pub mod restart_scenario;
 pub mod stack;
 
 pub use api::{Admin, Api, Reply, TestClient};

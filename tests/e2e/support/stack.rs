@@ -12,9 +12,10 @@
 //!   optional setting moved off its default (see `production_like`);
 //! - [`maintenance`]: with the test clock, for the scheduled handler (which
 //!   acts on every client's rows and sessions, so it must not run where other
-//!   tests' sessions live), and with a metrics receiver that is down.
+//!   tests' sessions live), and with a metrics receiver that is down;
+//! - [`login_throttle`]: for the test that locks out its admin.
 //!
-//! Tests that restart a runtime start dedicated ones. Every wrangler runs in
+//! The restart scenario (`restart_scenario`) starts and stops its own. Every wrangler runs in
 //! its own process group, killed when its `Stack` drops or, for the long-lived
 //! ones, by a watchdog when the test process exits.
 
@@ -88,6 +89,7 @@ fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
 pub fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
+        trace("-", "test process started");
         off_runtime(|| {
             let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0, compose: true };
             runtime().block_on(Emulator::start(config, 0)).expect("the emulator starts")
@@ -152,9 +154,8 @@ impl StackOptions {
 pub fn shared() -> &'static Stack {
     static SHARED: OnceLock<Stack> = OnceLock::new();
     SHARED.get_or_init(|| {
-        let stack = start(StackOptions::default());
         prewarm();
-        stack
+        start(StackOptions::default())
     })
 }
 
@@ -166,6 +167,16 @@ pub struct ProductionLike {
     /// Our "public origin" (`PUBLIC_BASE_URL`): FAL's webhooks land here, so
     /// on this stack jobs finish by polling.
     pub public_origin: Receiver,
+    /// A job created (and finished) as the stack started, so that the minute
+    /// its record takes to expire passes while the other tests run.
+    pub aging_job: AgingJob,
+}
+
+pub struct AgingJob {
+    pub client: super::TestClient,
+    pub id: String,
+    /// When it was created.
+    pub created: Instant,
 }
 
 pub fn production_like() -> &'static ProductionLike {
@@ -189,8 +200,28 @@ pub fn production_like() -> &'static ProductionLike {
         // refetch test usually finds it older than a minute when its turn comes.
         let base = stack.base.clone();
         block_on(async move { super::fal_webhooks::deliver_for_unknown_job(&base, &super::fal_webhooks::emulator_key()).await });
-        ProductionLike { stack, jwks, public_origin }
+        trace("production-like", "JWKS cache primed");
+        let base = stack.base.clone();
+        let aging_job = block_on(async move { create_aging_job(&base).await });
+        trace("production-like", "aging job finished");
+        ProductionLike { stack, jwks, public_origin, aging_job }
     })
+}
+
+async fn create_aging_job(base: &str) -> AgingJob {
+    let client = super::Api::at(base).login().await.new_client().await;
+    let body = super::data_uri_try_on().await;
+    let created = Instant::now();
+    let job = client.post("/api/jobs").json(&body).expect(202).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    // No webhook reaches this stack: reads past JOB_POLL_AFTER_MS finish it.
+    let path = format!("/api/jobs/{id}");
+    super::wait_until("the aging job to finish", Duration::from_secs(20), || async {
+        let job = client.get(&path).expect(200).await;
+        if job["status"] == "done" { Ok(()) } else { Err(job.to_string()) }
+    })
+    .await;
+    AgingJob { client, id, created }
 }
 
 pub fn maintenance() -> &'static Stack {
@@ -205,20 +236,46 @@ pub fn maintenance() -> &'static Stack {
     })
 }
 
-/// When the whole suite runs, the other long-lived stacks start in the
-/// background as soon as the shared one is up, so no test waits for them.
-/// A filtered run starts only what its tests ask for.
+/// A stack for the login-throttling test alone: it locks out its admin.
+pub fn login_throttle() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| start(StackOptions::default()))
+}
+
+/// When the whole suite runs, the other stacks and the restart scenario are
+/// set up in the background, so that few tests wait for them. The
+/// production-like stack starts at once, beside the shared one: the real
+/// minutes two tests need (a job record's expiry, the JWKS refetch interval)
+/// start with it and pass while the other tests run; those two tests sort
+/// last (`time_passing`). A filtered run starts only what its tests ask for.
 fn prewarm() {
-    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
-    if filtered {
+    if test_filter_given() {
         return;
     }
     std::thread::spawn(|| {
         production_like();
-    });
-    std::thread::spawn(|| {
         maintenance();
     });
+    std::thread::spawn(|| {
+        shared();
+        login_throttle();
+        super::restart_scenario::scenario();
+    });
+}
+
+/// Whether the test binary was given a name filter (a positional argument;
+/// the values of libtest's options that take one are not filters).
+fn test_filter_given() -> bool {
+    const TAKES_VALUE: [&str; 7] = ["-Z", "--test-threads", "--skip", "--format", "--color", "--logfile", "--shuffle-seed"];
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if TAKES_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return true;
+        }
+    }
+    false
 }
 
 /// Starts a dedicated stack; it stops when dropped.
@@ -230,19 +287,16 @@ pub fn start(options: StackOptions) -> Stack {
 
 fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: String) -> Stack {
     build_once();
-    let _slot = StartSlot::take();
     let state_dir = options.state_dir.clone().unwrap_or_else(fresh_state_dir);
-    std::fs::create_dir_all(&state_dir).expect("state dir");
+    let name = state_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    trace(&name, "start requested");
+    let _slot = StartSlot::take();
+    trace(&name, "start slot taken");
+    if options.state_dir.is_none() {
+        copy_dir(migrated_template(), &state_dir);
+    }
     let logs = root().join("target/e2e-logs");
     std::fs::create_dir_all(&logs).expect("log dir");
-
-    let migrate = wrangler()
-        .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
-        .arg(&state_dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("wrangler runs");
-    assert!(migrate.status.success(), "migrations failed: {}", String::from_utf8_lossy(&migrate.stderr));
 
     let port = free_port();
     let mut vars: Vec<(String, String)> = vec![
@@ -277,10 +331,59 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
         .stderr(log)
         .spawn()
         .expect("wrangler dev starts");
+    trace(&name, &format!("wrangler dev spawned on port {port}"));
     let stack = Stack { base: format!("http://127.0.0.1:{port}"), state_dir, pgid: child.id(), child: Mutex::new(child) };
     watch_parent(stack.pgid);
     wait_until_ready(&stack.base, port);
+    trace(&name, "ready");
     stack
+}
+
+/// Appends when each stack reached each phase (seconds since the test process
+/// started) to target/e2e-logs/stacks.log, to see where a slow run spent its time.
+fn trace(stack: &str, phase: &str) {
+    use std::io::Write;
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    let since = STARTED.get_or_init(Instant::now).elapsed().as_secs_f64();
+    let path = root().join("target/e2e-logs/stacks.log");
+    let _ = std::fs::create_dir_all(path.parent().unwrap());
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{:>7.2}s pid {} {stack}: {phase}", since, std::process::id());
+    }
+}
+
+/// A state folder with the migrations applied, made once per test run and
+/// copied for each new stack: applying them is a wrangler process of its own,
+/// seconds of CPU that every start would otherwise repeat. (Called with a
+/// start slot held.)
+fn migrated_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = root().join(format!("target/e2e-state/{}-migrated", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("state dir");
+        let migrate = wrangler()
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("wrangler runs");
+        assert!(migrate.status.success(), "migrations failed: {}", String::from_utf8_lossy(&migrate.stderr));
+        trace("-", "migrations applied to the template state");
+        dir
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("state dir");
+    for entry in std::fs::read_dir(from).expect("template state").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy template state");
+        }
+    }
 }
 
 /// Runs SQL against a stopped stack's local D1 (to set up what only a crash
