@@ -115,6 +115,13 @@ try {
   assert.equal(await usageWith(copied), 401, "the old key stopped");
   assert.equal(await usageWith(rotated), 200, "the new key works");
 
+  // The settings form saves, and the limiter applies it to the next request.
+  await page.getByTestId("edit-limit").fill("7");
+  await page.getByTestId("save").click();
+  await page.getByText("Saved", { exact: true }).waitFor();
+  const usage = await (await fetch(`${BASE_URL}/api/usage`, { headers: { "x-api-key": rotated } })).json();
+  assert.equal(usage.limit, 7, "the monthly limit set in the form");
+
   await page.getByTestId("nav-overview").click();
   await page.getByTestId("busiest").waitFor();
   // Other tests share the stack: at least our generation is counted today.
