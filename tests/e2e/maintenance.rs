@@ -1,9 +1,8 @@
 //! The scheduled handler, triggered the way the platform does, with an
 //! injected time; and the maintenance stack's idle-timeout setting. Runs on
 //! the maintenance stack: purging there cannot touch the sessions of tests
-//! running on the shared one. The tests here share that stack, so each keeps
-//! its sessions out of the others' purges (the retention test works 30 days
-//! ahead, past the session test's purge; the idle-timeout test 40 days ahead).
+//! running on the shared one. The tests that run it take turns; the sessions
+//! of the other tests on this stack live 40 days ahead, past every purge.
 
 use crate::support::clock::{header, now_ms, DAY, HOUR, MINUTE};
 use crate::support::stack::MAINTENANCE_IDLE_MINUTES;
@@ -15,6 +14,14 @@ async fn session_at(admin: &crate::support::Admin, ms: u64) -> crate::support::R
     admin.get("/admin/session").header("x-test-now", &header(ms)).send().await
 }
 
+/// The scheduled handler acts on every client's rows and every session, so
+/// the tests that run it take turns: one test's cron never deletes another's
+/// rows or sessions halfway through.
+fn one_cron_test_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CRON: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CRON.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 async fn run_cron(api: &Api, at_ms: u64) {
     let reply = api.get(&format!("/cdn-cgi/handler/scheduled?cron=17+*+*+*+*&time={at_ms}")).send().await;
     assert!(reply.status < 300, "scheduled handler failed: {} {}", reply.status, reply.text);
@@ -22,6 +29,7 @@ async fn run_cron(api: &Api, at_ms: u64) {
 
 #[tokio::test]
 async fn the_cron_purges_expired_sessions_and_keeps_live_ones() {
+    let _turn = one_cron_test_at_a_time();
     let api = Api::new(stack::maintenance());
     let expired = api.login().await;
     let later = now_ms() + 8 * DAY;
@@ -37,10 +45,11 @@ async fn the_cron_purges_expired_sessions_and_keeps_live_ones() {
 
 #[tokio::test]
 async fn the_cron_deletes_generations_older_than_396_days_and_keeps_the_totals() {
+    let _turn = one_cron_test_at_a_time();
     let api = Api::new(stack::maintenance());
-    // Thirty days ahead: beyond the session test's purge, so this session survives it.
-    let cron_at = now_ms() + 30 * DAY;
-    let admin = api.login_at(cron_at).await;
+    // A day in the past: this purge reaches no session of the tests here.
+    let cron_at = now_ms() - DAY;
+    let admin = api.login_at(now_ms() + 40 * DAY).await;
     let client = admin.new_client().await;
     let generate_at = |ms: u64| client.generate(&try_on(&marker())).header("x-test-now", &header(ms)).send();
     let mut kept = Vec::new();
@@ -65,7 +74,7 @@ async fn the_cron_deletes_generations_older_than_396_days_and_keeps_the_totals()
     left.sort();
     kept.sort();
     assert_eq!(left, kept, "395 days and 395 days 23 h are kept; 396 days 1 h and 397 days are deleted ({deleted:?})");
-    let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).header("x-test-now", &header(cron_at)).expect(200).await;
+    let metrics = admin.get(&format!("/admin/clients/{}/metrics", client.id)).header("x-test-now", &header(now_ms() + 40 * DAY)).expect(200).await;
     assert_eq!(metrics["total_generations"], 5, "the rollups keep counting deleted rows");
 }
 
