@@ -21,7 +21,8 @@ pub struct LiveJob {
     pub version: u64,
     /// When the record is forgotten (the job's TTL after its creation).
     pub expires_ms: u64,
-    /// The last time someone was allowed to ask FAL about it.
+    /// The last time someone was allowed to ask FAL about it (0: never, so
+    /// the first ask comes as soon as `poll_after_ms` has passed).
     pub polled_ms: u64,
     /// Until then, a reader follows FAL's status stream for everyone.
     pub follow_until: u64,
@@ -30,7 +31,7 @@ pub struct LiveJob {
 impl LiveJob {
     pub fn new(job: Job, ttl_ms: u64) -> Self {
         let created = job.created_at;
-        Self { job, version: 1, expires_ms: created + ttl_ms, polled_ms: created, follow_until: 0 }
+        Self { job, version: 1, expires_ms: created + ttl_ms, polled_ms: 0, follow_until: 0 }
     }
 
     /// FAL says the job is queued (at `position`) or running. Returns whether
@@ -65,7 +66,8 @@ impl LiveJob {
     /// may for `POLL_INTERVAL_MS`): only for an unfinished job no webhook has
     /// ended within `poll_after_ms`.
     pub fn take_poll_lease(&mut self, now: u64, poll_after_ms: u64) -> bool {
-        let due = self.job.should_poll(now, poll_after_ms) && now.saturating_sub(self.polled_ms) >= POLL_INTERVAL_MS;
+        let rested = self.polled_ms == 0 || now.saturating_sub(self.polled_ms) >= POLL_INTERVAL_MS;
+        let due = self.job.should_poll(now, poll_after_ms) && rested;
         if due {
             self.polled_ms = now;
         }
@@ -152,9 +154,9 @@ mod tests {
     fn one_reader_per_interval_may_ask_fal() {
         let mut j = live();
         assert!(!j.take_poll_lease(1_500, 1_000), "too soon after creation");
-        assert!(j.take_poll_lease(4_000, 1_000));
-        assert!(!j.take_poll_lease(4_100, 1_000), "another reader in the same interval");
-        assert!(j.take_poll_lease(7_000, 1_000));
+        assert!(j.take_poll_lease(2_000, 1_000), "the first ask comes at the threshold");
+        assert!(!j.take_poll_lease(4_900, 1_000), "another reader in the same interval");
+        assert!(j.take_poll_lease(5_000, 1_000));
     }
 
     #[test]

@@ -53,7 +53,11 @@ try {
 
   const response = await page.goto(`${BASE_URL}/admin`);
   const csp = response.headers()["content-security-policy"] || "";
-  assert.match(csp, /script-src 'self'/, "the page is served with a strict CSP");
+  const directive = (name) => csp.split(";").map((d) => d.trim()).find((d) => d.split(/\s+/)[0] === name);
+  assert.equal(directive("script-src"), "script-src 'self'", `scripts only from our origin: ${csp}`);
+  assert.equal(directive("style-src"), "style-src 'self'", `styles only from our origin: ${csp}`);
+  assert.equal(directive("default-src"), "default-src 'none'", csp);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, "no inline script or style may run");
   await page.getByTestId("password").fill(ADMIN_PASSWORD);
   await shot("01-login");
   loggedIn = true;
@@ -97,7 +101,7 @@ try {
   });
   const generatedText = await generated.text();
   assert.equal(generated.status, 200, generatedText);
-  const { generation_id } = JSON.parse(generatedText);
+  const { generation_id, duration_ms } = JSON.parse(generatedText);
 
   await page.reload();
   await page.getByTestId("events").waitFor();
@@ -105,6 +109,16 @@ try {
   const event = page.getByTestId("event").filter({ hasText: generation_id });
   assert.equal(await event.count(), 1, "the generation appears in the client's recent events");
   assert.equal(await page.getByTestId("total").textContent(), "1");
+  // p50 and p95 of one generation are both its duration.
+  const percentiles = (await page.getByTestId("percentiles").textContent()).trim();
+  const duration = `${duration_ms.toLocaleString("en-US")} ms`;
+  assert.equal(percentiles, `${duration} / ${duration}`);
+  assert.equal(await page.getByText("fal-virtual-try-on: 1", { exact: true }).count(), 1, "totals by model");
+  const today = new Date().toISOString().slice(0, 10);
+  const bars = await page.locator('[data-testid="chart"] rect.success title').allTextContents();
+  assert.equal(bars.length, 30, "thirty days of bars");
+  assert.equal(bars.filter((t) => t === `${today}: 1 ok, 0 errors`).length, 1, `today's bar: ${bars.slice(-2)}`);
+  assert.equal(bars.filter((t) => !t.endsWith(": 0 ok, 0 errors")).length, 1, "no other day has generations");
   const thumb = event.locator("img.thumb");
   await thumb.waitFor();
   // Our URL may redirect to FAL's copy while ours is being made: wait for the load to end.
@@ -138,8 +152,30 @@ try {
   });
   await shot("04-client");
 
+  // Rotating from the client's page (no grace period) shows the new key once
+  // and stops the old one at once.
+  await page.getByTestId("rotate").click();
+  const rotatedBox = page.getByTestId("new-key-value");
+  await rotatedBox.waitFor();
+  const rotated = (await rotatedBox.textContent()).trim();
+  assert.notEqual(rotated, copied);
+  const usageWith = async (key) => (await fetch(`${BASE_URL}/api/usage`, { headers: { "x-api-key": key } })).status;
+  assert.equal(await usageWith(copied), 401, "the old key stopped");
+  assert.equal(await usageWith(rotated), 200, "the new key works");
+
+  // The settings form saves, and the limiter applies it to the next request.
+  await page.getByTestId("edit-limit").fill("7");
+  await page.getByTestId("save").click();
+  await page.getByText("Saved", { exact: true }).waitFor();
+  const usage = await (await fetch(`${BASE_URL}/api/usage`, { headers: { "x-api-key": rotated } })).json();
+  assert.equal(usage.limit, 7, "the monthly limit set in the form");
+
   await page.getByTestId("nav-overview").click();
   await page.getByTestId("busiest").waitFor();
+  // Other tests share the stack: at least our generation is counted today.
+  const todayTotal = Number((await page.getByTestId("today-total").locator(".value").textContent()).replace(/,/g, ""));
+  assert.ok(todayTotal >= 1, `today's total counts our generation: ${todayTotal}`);
+  assert.match(await page.getByTestId("error-rate").locator(".value").textContent(), /^\d+\.\d%$/, "an error rate once there are generations");
   await shot("05-overview-after");
   assert.deepEqual(problems, [], "no dialogs, console errors or CSP violations");
   console.log(`dashboard ok; screenshots in ${ARTIFACTS}`);

@@ -3,9 +3,9 @@
 //! succeeds (`generation.completed`), with a Standard Webhooks signature it
 //! can verify with the secret shown once.
 
-use crate::support::receiver::Receiver;
-use crate::support::{inject, marker, try_on, Api, FaultMode};
-use serde_json::json;
+use crate::support::receiver::{verify, Receiver};
+use crate::support::{inject, marker, quiet_period, stack, try_on, wait_until, Api, FaultMode};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 /// Longer than the next retry would take (1 s delay + the queue's 1 s batch
@@ -103,4 +103,78 @@ async fn callback_urls_must_be_https_or_loopback_in_development() {
         .send()
         .await
         .assert_error(422, "invalid_webhook_url");
+}
+
+/// A client whose callbacks go to a fresh receiver; returns it with the secret.
+async fn called_back_client() -> (crate::support::TestClient, Receiver, String) {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let receiver = Receiver::start(0).await;
+    let updated = admin.patch(&format!("/admin/clients/{}", client.id)).json(&json!({ "webhook_url": receiver.url })).expect(200).await;
+    let secret = updated["webhook_secret"].as_str().unwrap().to_string();
+    (client, receiver, secret)
+}
+
+fn payload(d: &crate::support::receiver::Received) -> Value {
+    serde_json::from_str(&d.body).unwrap()
+}
+
+
+#[tokio::test]
+async fn a_failed_job_is_called_back_with_its_error() {
+    let (client, receiver, secret) = called_back_client().await;
+    let m = marker();
+    inject(&m, FaultMode::ErrorAfterCompleted);
+    let job = client.post("/api/jobs").json(&try_on(&m)).expect(202).await;
+    let d = receiver.wait_for(1, 15).await[0].clone();
+    let (id, ts, sig) = (d.header("webhook-id").unwrap(), d.header("webhook-timestamp").unwrap(), d.header("webhook-signature").unwrap());
+    assert!(verify(&secret, id, ts, &d.body, sig));
+    let body = payload(&d);
+    assert_eq!((body["type"].as_str(), body["data"]["id"].as_str()), (Some("job.failed"), job["id"].as_str()));
+    assert_eq!(body["data"]["status"], "error");
+    assert!(body["data"]["error"].as_str().unwrap().contains("No person detected"), "{body}");
+    quiet_period(QUIET).await;
+    assert_eq!(receiver.received().len(), 1, "called back once");
+}
+
+#[tokio::test]
+async fn a_job_finished_by_polling_is_called_back_once() {
+    let (client, receiver, _) = called_back_client().await;
+    let m = marker();
+    inject(&m, FaultMode::WebhookNever);
+    let job = client.post("/api/jobs").json(&try_on(&m)).expect(202).await;
+    let path = format!("/api/jobs/{}", job["id"].as_str().unwrap());
+    // Only reads learn of the end (past JOB_POLL_AFTER_MS they ask FAL); several of them.
+    wait_until("the job finished by polling", std::time::Duration::from_secs(15), || async {
+        let job: Value = client.get(&path).expect(200).await;
+        if job["status"] == "done" { Ok(()) } else { Err(job.to_string()) }
+    })
+    .await;
+    for _ in 0..3 {
+        client.get(&path).expect(200).await;
+    }
+    let d = receiver.wait_for(1, 15).await[0].clone();
+    assert_eq!(payload(&d)["data"]["status"], "done");
+    quiet_period(QUIET).await;
+    assert_eq!(receiver.received().len(), 1, "called back once");
+}
+
+#[tokio::test]
+async fn a_duplicated_fal_webhook_calls_the_client_back_once() {
+    let (client, receiver, _) = called_back_client().await;
+    let m = marker();
+    inject(&m, FaultMode::WebhookTwice);
+    let job = client.post("/api/jobs").json(&try_on(&m)).expect(202).await;
+    let request = stack::emulator().queued_request_ids(&m)[0].clone();
+    // Both of FAL's deliveries were answered...
+    wait_until("both FAL deliveries answered", std::time::Duration::from_secs(15), || async {
+        let answered = stack::emulator().deliveries(&request).iter().filter(|d| d.status == Some(200)).count();
+        if answered == 2 { Ok(()) } else { Err(format!("{answered} answered")) }
+    })
+    .await;
+    // ...and the client heard of the job once.
+    let d = receiver.wait_for(1, 15).await[0].clone();
+    assert_eq!(payload(&d)["data"]["id"], job["id"]);
+    quiet_period(QUIET).await;
+    assert_eq!(receiver.received().len(), 1, "called back once");
 }

@@ -1,11 +1,8 @@
 //! Clients and their keys, managed by admins and used by shops.
 
-use crate::support::{marker, try_on, Admin, Api};
+use crate::support::clock::{header, now_ms, SECOND};
+use crate::support::{keys, marker, try_on, Admin, Api, TestClient};
 use serde_json::{json, Value};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
-}
 
 async fn all_clients(admin: &Admin) -> Vec<Value> {
     crate::support::api::all_pages(|cursor| admin.get(&format!("/admin/clients?limit=100&cursor={cursor}"))).await
@@ -57,8 +54,13 @@ async fn new_clients_get_the_documented_defaults() {
     let c = &client.created["client"];
     assert_eq!(c["usage_limit"], 5000);
     assert_eq!(c["rate_limit_per_minute"], 60);
+    assert_eq!(c["rate_limit_burst"], Value::Null);
+    assert_eq!(c["max_concurrent"], 4);
     assert_eq!(c["active"], true);
     assert_eq!(c["allowed_origins"], json!([]));
+    // And the limiter applies them: a burst of the per-minute figure.
+    let usage = client.get("/api/usage").expect(200).await;
+    assert_eq!((usage["limit"].as_u64(), usage["rate_limit_burst"].as_u64(), usage["max_concurrent"].as_u64()), (Some(5000), Some(60), Some(4)));
 }
 
 #[tokio::test]
@@ -140,29 +142,42 @@ async fn rotation_revokes_the_old_key_on_the_next_request() {
 async fn rotation_with_a_grace_period_keeps_the_old_key_until_it_ends() {
     let admin = Api::shared().login().await;
     let client = admin.new_client().await;
+    let rotated_at = now_ms();
     let rotated = admin
         .post(&format!("/admin/clients/{}/keys", client.id))
+        .header("x-test-now", &header(rotated_at))
         .json(&json!({ "grace_period_seconds": 3600 }))
         .expect(201)
         .await;
-    let new_key = rotated["api_key"].as_str().unwrap();
+    let new_key = rotated["api_key"].as_str().unwrap().to_string();
     let statuses: Vec<String> = rotated["client"]["keys"].as_array().unwrap().iter().map(|k| k["status"].as_str().unwrap().to_string()).collect();
     assert_eq!(statuses, vec!["active", "expiring"]);
+    let new = TestClient { key: new_key, ..client.clone() };
 
-    // Both work during the grace period...
-    client.get("/api/generations").expect(200).await;
-    Api::shared().get("/api/generations").header("x-api-key", new_key).expect(200).await;
-    // ...and the old one stops after it.
-    let after = (now_ms() + 3601 * 1000).to_string();
-    client.get("/api/generations").header("x-test-now", &after).send().await.assert_error(401, "invalid_api_key");
-    Api::shared().get("/api/generations").header("x-api-key", new_key).header("x-test-now", &after).expect(200).await;
+    // Both keys work one second before the grace period ends, on the limiter's
+    // path (usage) and on D1's (history)...
+    let inside = header(rotated_at + 3599 * SECOND);
+    for key in [&client, &new] {
+        key.get("/api/usage").header("x-test-now", &inside).expect(200).await;
+        key.get("/api/generations").header("x-test-now", &inside).expect(200).await;
+    }
+    // ...and one second after it, only the new one does.
+    let outside = header(rotated_at + 3601 * SECOND);
+    client.get("/api/usage").header("x-test-now", &outside).send().await.assert_error(401, "invalid_api_key");
+    client.get("/api/generations").header("x-test-now", &outside).send().await.assert_error(401, "invalid_api_key");
+    new.get("/api/usage").header("x-test-now", &outside).expect(200).await;
+    new.get("/api/generations").header("x-test-now", &outside).expect(200).await;
+}
 
-    admin
-        .post(&format!("/admin/clients/{}/keys", client.id))
-        .json(&json!({ "grace_period_seconds": 30 * 24 * 3600 }))
-        .send()
-        .await
-        .assert_error(422, "invalid_grace_period");
+#[tokio::test]
+async fn the_grace_period_is_at_most_seven_days() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let path = format!("/admin/clients/{}/keys", client.id);
+    admin.post(&path).json(&json!({ "grace_period_seconds": 7 * 24 * 3600 + 1 })).send().await.assert_error(422, "invalid_grace_period");
+    client.get("/api/usage").expect(200).await;
+    admin.post(&path).json(&json!({ "grace_period_seconds": 7 * 24 * 3600 })).expect(201).await;
+    client.get("/api/usage").expect(200).await;
 }
 
 #[tokio::test]
@@ -201,17 +216,35 @@ async fn a_deactivated_client_is_refused_until_reactivated() {
 }
 
 #[tokio::test]
-async fn missing_malformed_and_unknown_keys_are_401() {
+async fn missing_and_malformed_keys_are_401_before_any_storage_is_asked() {
     let api = Api::shared();
-    api.get("/api/generations").send().await.assert_error(401, "missing_api_key");
-    api.get("/api/generations").header("x-api-key", "demo_key_12345").send().await.assert_error(401, "invalid_api_key");
-    api.get("/api/generations").header("authorization", "Basic abc").send().await.assert_error(401, "invalid_authorization");
-    // Well-formed, right checksum shape, but never issued.
-    let admin = api.login().await;
-    let client = admin.new_client().await;
-    let mut forged: Vec<char> = client.key.chars().collect();
-    let i = 25;
-    forged[i] = if forged[i] == 'A' { 'B' } else { 'A' };
-    let forged: String = forged.into_iter().collect();
-    api.get("/api/generations").header("x-api-key", &forged).send().await.assert_error(401, "invalid_api_key");
+    api.get("/api/usage").send().await.assert_error(401, "missing_api_key");
+    api.get("/api/usage").header("authorization", "Basic abc").send().await.assert_error(401, "invalid_authorization");
+    let client = api.login().await.new_client().await;
+    for malformed in ["demo_key_12345".to_string(), keys::with_bad_checksum(&client.key), client.key[..client.key.len() - 1].to_string()] {
+        let reply = api.get("/api/usage").header("x-api-key", &malformed).send().await;
+        reply.assert_error(401, "invalid_api_key");
+        assert!(reply.body["error"]["message"].as_str().unwrap().contains("malformed"), "{}", reply.text);
+        // Refused by the checksum alone: no limiter or store call was timed.
+        assert_eq!(reply.header("server-timing"), None, "{malformed} reached storage");
+    }
+}
+
+#[tokio::test]
+async fn a_well_formed_key_that_was_never_issued_is_401() {
+    let api = Api::shared();
+    let client = api.login().await.new_client().await;
+    // Right format and checksum, naming a real client, but never issued...
+    let forged = keys::well_formed(&client.id, "ForgedForgedForgedForgedForged00");
+    // ...and one naming a client that does not exist.
+    let nobody = keys::well_formed("cl_0000000000000000", "ForgedForgedForgedForgedForged00");
+    for key in [&forged, &nobody] {
+        for path in ["/api/usage", "/api/generations"] {
+            let reply = api.get(path).header("x-api-key", key).send().await;
+            reply.assert_error(401, "invalid_api_key");
+            assert!(!reply.body["error"]["message"].as_str().unwrap().contains("malformed"), "passed the checksum: {}", reply.text);
+        }
+        api.post("/api/images/generate").header("x-api-key", key).json(&try_on(&marker())).send().await.assert_error(401, "invalid_api_key");
+    }
+    client.get("/api/usage").expect(200).await;
 }

@@ -15,13 +15,13 @@ async fn preflights_are_answered_without_a_key() {
         .call(reqwest::Method::OPTIONS, "/api/images/generate")
         .header("origin", "https://shop.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "x-api-key, content-type, idempotency-key")
+        .header("access-control-request-headers", "x-api-key, content-type, idempotency-key, authorization")
         .send()
         .await;
     assert_eq!(reply.status, 204);
     assert_eq!(reply.header("access-control-allow-origin"), Some("https://shop.example"));
     let allowed = reply.header("access-control-allow-headers").unwrap();
-    for h in ["x-api-key", "content-type", "idempotency-key"] {
+    for h in ["x-api-key", "content-type", "idempotency-key", "authorization"] {
         assert!(allowed.contains(h), "{h} missing from {allowed}");
     }
     assert!(reply.header("access-control-allow-methods").unwrap().contains("POST"));
@@ -53,6 +53,18 @@ async fn other_origins_are_refused_without_cors_headers() {
     }
     client.get("/api/generations").header("origin", "https://evil.example").send().await.assert_error(403, "origin_not_allowed");
     assert!(client.history().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_change_of_allowed_origins_applies_to_the_next_request() {
+    let admin = Api::shared().login().await;
+    let client = shop(&["https://old.example"]).await;
+    client.get("/api/usage").header("origin", "https://new.example").send().await.assert_error(403, "origin_not_allowed");
+    admin.patch(&format!("/admin/clients/{}", client.id)).json(&json!({ "allowed_origins": ["https://new.example"] })).expect(200).await;
+    let reply = client.generate(&try_on(&marker())).header("origin", "https://new.example").send().await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.header("access-control-allow-origin"), Some("https://new.example"));
+    client.generate(&try_on(&marker())).header("origin", "https://old.example").send().await.assert_error(403, "origin_not_allowed");
 }
 
 #[tokio::test]

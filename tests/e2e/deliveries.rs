@@ -211,7 +211,7 @@ async fn wait_until_finished(client: &TestClient, job_id: &str) {
 /// day by default), and whose cron may run without touching other tests.
 fn own_stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
-    STACK.get_or_init(|| stack::start(StackOptions { vars: vec![("CALLBACK_PAUSE_AFTER_SECONDS".into(), "3".into())], state_dir: None }))
+    STACK.get_or_init(|| stack::start(StackOptions { vars: vec![("CALLBACK_PAUSE_AFTER_SECONDS".into(), "3".into())], ..Default::default() }))
 }
 
 async fn own_admin() -> Admin {

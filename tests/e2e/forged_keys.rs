@@ -38,7 +38,7 @@ fn forged_key() -> String {
 
 #[tokio::test]
 async fn bad_keys_write_nothing_are_refused_from_memory_and_slow_their_source_down() {
-    let own = stack::start(StackOptions { vars: vec![("BAD_CREDENTIALS_PER_MINUTE".into(), "30".into())], state_dir: None });
+    let own = stack::start(StackOptions { vars: vec![("BAD_CREDENTIALS_PER_MINUTE".into(), "30".into())], ..Default::default() });
     let api = Api::new(&own);
     let admin = api.login().await;
     let client = admin.new_client().await;

@@ -1,7 +1,8 @@
 //! History: each client sees its own generations, newest first, page by page.
 
-use crate::support::{inject, marker, try_on, Api, FaultMode};
-use serde_json::Value;
+use crate::support::clock::{at, header};
+use crate::support::{garment_url, inject, marker, person_url, try_on, Api, FaultMode};
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn history_is_newest_first_and_cursor_paginated() {
@@ -62,25 +63,51 @@ fn chrono_ms(rfc3339: &str) -> u64 {
     chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis() as u64
 }
 
+fn ids(page: &Value) -> Vec<String> {
+    page["data"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_string()).collect()
+}
+
 #[tokio::test]
-async fn admins_filter_generations_by_client_status_and_model() {
+async fn admins_filter_generations_by_client_status_model_and_time() {
     let admin = Api::shared().login().await;
     let client = admin.new_client().await;
-    client.generate(&try_on(&marker())).expect(200).await;
+    let other = admin.new_client().await;
+    let (t1, t2, t3) = (at("2031-09-03T10:00:00Z"), at("2031-09-04T10:00:00Z"), at("2031-09-05T10:00:00Z"));
+    let gen_at = |body: Value, now: u64| client.generate(&body).header("x-test-now", &header(now)).send();
+
+    let ok = gen_at(try_on(&marker()), t1).await;
     let failing = marker();
     inject(&failing, FaultMode::Error500);
-    client.generate(&try_on(&failing)).send().await.assert_error(502, "upstream_error");
+    let failed = gen_at(try_on(&failing), t2).await;
+    failed.assert_error(502, "upstream_error");
+    let m = marker();
+    let nano = json!({ "model": "nano-banana-pro", "person_image_url": person_url(&m), "garment_image_urls": [garment_url(&m)] });
+    let banana = gen_at(nano, t3).await;
+    other.generate(&try_on(&marker())).header("x-test-now", &header(t2)).expect(200).await;
+    let g1 = ok.body["generation_id"].as_str().unwrap().to_string();
+    let g3 = banana.body["generation_id"].as_str().unwrap().to_string();
+    let history = client.history().await;
+    assert_eq!(history.len(), 3);
+    let g2 = history.iter().find(|g| g["status"] == "error").unwrap()["id"].as_str().unwrap().to_string();
 
-    let all = admin.get(&format!("/admin/generations?client_id={}", client.id)).expect(200).await;
-    assert_eq!(all["data"].as_array().unwrap().len(), 2);
-    let errors = admin.get(&format!("/admin/generations?client_id={}&status=error", client.id)).expect(200).await;
-    let errors = errors["data"].as_array().unwrap();
-    assert_eq!(errors.len(), 1);
-    assert_eq!(errors[0]["client_id"], client.id.as_str());
-    let none = admin.get(&format!("/admin/generations?client_id={}&model=nano-banana-pro", client.id)).expect(200).await;
-    assert!(none["data"].as_array().unwrap().is_empty());
-    let future = admin.get(&format!("/admin/generations?client_id={}&from=2999-01-01T00:00:00Z", client.id)).expect(200).await;
-    assert!(future["data"].as_array().unwrap().is_empty());
+    let list = |query: &'static str| {
+        let call = admin.get(&format!("/admin/generations?client_id={}{query}", client.id));
+        async move { ids(&call.expect(200).await) }
+    };
+    assert_eq!(list("").await, [g3.clone(), g2.clone(), g1.clone()], "newest first, this client only");
+    assert_eq!(list("&status=error").await, [g2.clone()]);
+    assert_eq!(list("&status=success").await, [g3.clone(), g1.clone()]);
+    assert_eq!(list("&model=nano-banana-pro").await, [g3.clone()]);
+    assert_eq!(list("&model=fal-virtual-try-on").await, [g2.clone(), g1.clone()]);
+    assert_eq!(list("&status=success&model=fal-virtual-try-on").await, [g1.clone()]);
+    // `from` is inclusive, `to` exclusive.
+    assert_eq!(list("&from=2031-09-04T10:00:00Z").await, [g3.clone(), g2.clone()]);
+    assert_eq!(list("&to=2031-09-04T10:00:00Z").await, [g1.clone()]);
+    assert_eq!(list("&from=2031-09-03T10:00:00Z&to=2031-09-05T10:00:00Z").await, [g2.clone(), g1.clone()]);
+    assert!(list("&from=2999-01-01T00:00:00Z").await.is_empty());
+    // Without a client filter, the same filters reach across clients.
+    let successes_at_t2 = ids(&admin.get("/admin/generations?status=success&from=2031-09-04T10:00:00Z&to=2031-09-04T10:00:00.001Z").expect(200).await);
+    assert_eq!(successes_at_t2.len(), 1, "only the other client's success at t2: {successes_at_t2:?}");
 
     admin.get("/admin/generations?status=maybe").send().await.assert_error(400, "invalid_query");
     admin.get("/admin/generations?from=yesterday").send().await.assert_error(400, "invalid_query");

@@ -142,7 +142,7 @@ async fn a_dropped_fal_stream_falls_back_to_polling_and_still_ends() {
 async fn a_job_ending_within_kvs_write_window_still_ends_settles_and_calls_back_once() {
     // Production KV refuses a second write to a key within a second; this
     // stack's KV does too. FAL's webhook lands well within that second.
-    let own = stack::start(StackOptions { vars: vec![("EMULATE_KV_WRITE_LIMIT".into(), "true".into())], state_dir: None });
+    let own = stack::start(StackOptions { vars: vec![("EMULATE_KV_WRITE_LIMIT".into(), "true".into())], ..Default::default() });
     let admin = Api::new(&own).login().await;
     let client = admin.new_client().await;
     let receiver = Receiver::start(0).await;

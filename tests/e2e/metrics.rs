@@ -63,3 +63,32 @@ async fn a_stalled_receiver_is_cut_off_at_the_timeout_and_never_delays_generatio
     assert!((10_000..13_000).contains(&latency), "cut off at the timeout, not later: {latency} ms");
     assert_eq!(log[0]["status"], "retrying");
 }
+
+#[tokio::test]
+async fn a_receiver_that_is_down_does_not_affect_generations() {
+    // The maintenance stack's METRICS_ENDPOINT points at a port nobody listens
+    // on. (Its session lives 40 days ahead, out of reach of the crons run there.)
+    let ahead = crate::support::clock::now_ms() + 40 * crate::support::clock::DAY;
+    let client = Api::new(stack::maintenance()).login_at(ahead).await.new_client().await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    assert_eq!(client.history().await.len(), 1);
+}
+
+#[tokio::test]
+async fn events_carry_metrics_token_as_a_bearer_token_and_nothing_without_it() {
+    // Its own stack: the production-like one sends events only over https,
+    // and this sink is plain http on loopback.
+    static TOKENED: std::sync::OnceLock<stack::Stack> = std::sync::OnceLock::new();
+    let tokened = TOKENED.get_or_init(|| stack::start(StackOptions::default().var("METRICS_TOKEN", stack::METRICS_TOKEN)));
+    let with_token = Api::new(tokened).login().await.new_client().await;
+    let id = with_token.generate(&try_on(&marker())).expect(200).await["generation_id"].as_str().unwrap().to_string();
+    sink().wait_for(&id, 1, 10).await;
+    let expected = format!("Bearer {}", stack::METRICS_TOKEN);
+    assert_eq!(sink().attempts(&id)[0].authorization.as_deref(), Some(expected.as_str()));
+
+    // The shared stack has no METRICS_TOKEN.
+    let without = Api::shared().login().await.new_client().await;
+    let id = without.generate(&try_on(&marker())).expect(200).await["generation_id"].as_str().unwrap().to_string();
+    sink().wait_for(&id, 1, 10).await;
+    assert_eq!(sink().attempts(&id)[0].authorization, None);
+}

@@ -86,7 +86,12 @@ impl<'a> Call<'a> {
 
 impl Api {
     pub fn new(stack: &Stack) -> Self {
-        Self { base: stack.base.clone(), http: reqwest::Client::new() }
+        Self::at(&stack.base)
+    }
+
+    /// The worker at `base` (`http://127.0.0.1:port`).
+    pub fn at(base: &str) -> Self {
+        Self { base: base.to_string(), http: reqwest::Client::new() }
     }
 
     pub fn shared() -> Self {
@@ -106,7 +111,17 @@ impl Api {
     }
 
     pub async fn login(&self) -> Admin {
-        let reply = self.post("/admin/login").json(&json!({ "password": ADMIN_PASSWORD })).send().await;
+        self.login_with(self.post("/admin/login")).await
+    }
+
+    /// Logs in at `now_ms` on the test clock, so the session's expiry and
+    /// idle timeout count from a known instant.
+    pub async fn login_at(&self, now_ms: u64) -> Admin {
+        self.login_with(self.post("/admin/login").header("x-test-now", &now_ms.to_string())).await
+    }
+
+    async fn login_with(&self, call: Call<'_>) -> Admin {
+        let reply = call.json(&json!({ "password": ADMIN_PASSWORD })).send().await;
         assert_eq!(reply.status, 200, "login failed: {}", reply.text);
         let cookie = reply.header("set-cookie").expect("login sets a cookie");
         let pair = cookie.split(';').next().unwrap().to_string();
@@ -223,21 +238,36 @@ impl TestClient {
         self.call(Method::POST, path)
     }
 
+    pub fn delete(&self, path: &str) -> Call<'_> {
+        self.call(Method::DELETE, path)
+    }
+
     pub fn generate(&self, body: &Value) -> Call<'_> {
         self.post("/api/images/generate").json(body)
+    }
+
+    /// `GET /api/usage` at `now_ms` on the test clock.
+    pub async fn usage_at(&self, now_ms: u64) -> Value {
+        self.get("/api/usage").header("x-test-now", &now_ms.to_string()).expect(200).await
     }
 
     /// Waits until every generation of this client has been settled by its
     /// limiter (settling happens just after the response, in the background).
     pub async fn wait_until_settled(&self) -> Value {
-        for _ in 0..100 {
+        super::wait_until("every generation settled", std::time::Duration::from_secs(10), || async {
             let usage = self.get("/api/usage").expect(200).await;
-            if usage["in_progress"] == 0 {
-                return usage;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("generations of {} were never settled", self.id);
+            if usage["in_progress"] == 0 { Ok(usage) } else { Err(usage.to_string()) }
+        })
+        .await
+    }
+
+    /// Waits until this client's usage, read at `now_ms`, satisfies `done`.
+    pub async fn wait_for_usage_at(&self, now_ms: u64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        super::wait_until(what, std::time::Duration::from_secs(10), || async {
+            let usage = self.usage_at(now_ms).await;
+            if done(&usage) { Ok(usage) } else { Err(usage.to_string()) }
+        })
+        .await
     }
 
     /// All of this client's generations (following cursors).

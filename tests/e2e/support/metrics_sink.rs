@@ -1,10 +1,10 @@
 //! The external metrics back end the stacks forward events to
-//! (`METRICS_ENDPOINT`). It records every delivery with its arrival time and
-//! can be told to fail or stall the events of one client, so tests sharing
-//! it stay independent.
+//! (`METRICS_ENDPOINT`). It records every delivery (with its `Authorization`
+//! header and when it arrived) and can be told to fail or stall the events of
+//! one client, so tests sharing it stay independent.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
@@ -25,6 +25,7 @@ pub struct Arrival {
     pub at: Instant,
     pub event: Value,
     pub answered: u16,
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -46,6 +47,12 @@ impl Sink {
     /// Deliveries (attempts included) of the event with this generation id.
     pub fn deliveries(&self, generation_id: &str) -> Vec<Arrival> {
         self.events.lock().unwrap().iter().filter(|a| a.event["id"] == generation_id).cloned().collect()
+    }
+
+    /// The same, for the attempts of this generation (an alias read by the
+    /// tests of what each attempt carried).
+    pub fn attempts(&self, generation_id: &str) -> Vec<Arrival> {
+        self.deliveries(generation_id)
     }
 
     pub async fn wait_for(&self, generation_id: &str, n: usize, secs: u64) -> Vec<Arrival> {
@@ -86,7 +93,8 @@ pub fn sink() -> &'static Arc<Sink> {
     })
 }
 
-async fn receive(State(sink): State<Arc<Sink>>, Json(event): Json<Value>) -> StatusCode {
+async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, Json(event): Json<Value>) -> StatusCode {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
     let client = event["client_id"].as_str().unwrap_or_default().to_string();
     let (status, stall) = {
         let mut modes = sink.modes.lock().unwrap();
@@ -99,7 +107,7 @@ async fn receive(State(sink): State<Arc<Sink>>, Json(event): Json<Value>) -> Sta
             _ => (StatusCode::NO_CONTENT, false),
         }
     };
-    sink.events.lock().unwrap().push(Arrival { at: Instant::now(), event, answered: status.as_u16() });
+    sink.events.lock().unwrap().push(Arrival { at: Instant::now(), event, answered: status.as_u16(), authorization });
     if stall {
         tokio::time::sleep(Duration::from_secs(20)).await;
     }

@@ -1,10 +1,12 @@
 //! A client's back end, as far as callbacks go: records every arrival with
-//! its time, and answers as told — a number of failures first, failing until
-//! told otherwise, or never listening at all — reprogrammable mid-test.
+//! its time and path, and answers as told — a number of failures first,
+//! failing until told otherwise, or never listening at all — reprogrammable
+//! mid-test. It answers any path, so it can also stand in for another origin
+//! the worker posts to.
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use axum::Router;
 use base64::Engine;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct Received {
     pub at: Instant,
+    /// Path and query.
+    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
     /// What the receiver answered.
@@ -69,7 +73,7 @@ impl Receiver {
     /// Starts on a free port; the first `fail_first` deliveries get a 500.
     pub async fn start(fail_first: usize) -> Self {
         let inner = Arc::new(Inner { fail_first: Mutex::new(fail_first), ..Inner::default() });
-        let app = Router::new().route("/hook", post(receive)).with_state(inner.clone());
+        let app = Router::new().route("/hook", post(receive)).fallback(receive).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         super::stack::spawn(async move {
@@ -81,6 +85,11 @@ impl Receiver {
     /// Answers 500 to everything until `set_down(false)`.
     pub fn set_down(&self, down: bool) {
         *self.inner.down.lock().unwrap() = down;
+    }
+
+    /// `http://127.0.0.1:port`, without a path.
+    pub fn origin(&self) -> String {
+        self.url.trim_end_matches("/hook").to_string()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -119,7 +128,7 @@ pub fn gaps(arrivals: &[Received]) -> Vec<f64> {
     arrivals.windows(2).map(|w| w[1].at.duration_since(w[0].at).as_secs_f64()).collect()
 }
 
-async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
     let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
     let status = {
         let mut fail = inner.fail_first.lock().unwrap();
@@ -133,6 +142,7 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
         }
     };
     let at = Instant::now();
-    inner.received.lock().unwrap().push(Received { at, headers, body: String::from_utf8_lossy(&body).into(), answered: status.as_u16() });
+    let path = uri.path_and_query().map_or_else(|| uri.path().to_string(), |p| p.to_string());
+    inner.received.lock().unwrap().push(Received { at, path, headers, body: String::from_utf8_lossy(&body).into(), answered: status.as_u16() });
     status
 }
