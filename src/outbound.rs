@@ -1,32 +1,51 @@
-//! Outbound HTTP over `fetch`, always bounded by a timeout: a hanging peer
-//! must never hold a request (or a background task) open.
+//! Outbound HTTP over `fetch`, always bounded: by a timeout (a hanging peer
+//! must never hold a request, or a background task, open) and by a size cap
+//! on what the peer answers (a third party must not be able to make the
+//! worker buffer more than we expect of it).
 
+use crate::bounded::{fits, read_stream, Capped};
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboundError {
     Timeout { after_ms: u64 },
     Network(String),
+    /// The answer's body passed `limit_bytes`; reading stopped there.
+    TooLarge { limit_bytes: usize },
+    /// A redirect, which this call does not follow.
+    Redirected { status: u16 },
 }
 
-/// Sends and reads the whole answer within `timeout_ms`; returns its status and body.
+/// What one call may take: time, answer size, and whether redirects are followed.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub timeout_ms: u64,
+    pub max_body_bytes: usize,
+    /// Calls that carry a credential never follow a redirect: the credential
+    /// would travel to wherever the `Location` points.
+    pub follow_redirects: bool,
+}
+
+/// Sends and reads the whole answer within the bounds; returns its status and body.
 pub async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
     body: Option<String>,
-    timeout_ms: u64,
+    bounds: Bounds,
 ) -> Result<(u16, String), OutboundError> {
+    let timeout_ms = bounds.timeout_ms;
     let network = |e: worker::Error| OutboundError::Network(e.to_string());
     let h = Headers::new();
     for (name, value) in headers {
         h.set(name, value).map_err(network)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(method).with_headers(h);
+    let redirect = if bounds.follow_redirects { RequestRedirect::Follow } else { RequestRedirect::Manual };
+    init.with_method(method).with_headers(h).with_redirect(redirect);
     if let Some(body) = body {
         init.with_body(Some(JsValue::from_str(&body)));
     }
@@ -37,7 +56,10 @@ pub async fn send(
     let exchange = async move {
         let response = Fetch::Request(request).send_with_signal(&signal).await.map_err(network)?;
         let status = response.status_code();
-        let text = body_text(response).await.map_err(network)?;
+        if !bounds.follow_redirects && (300..400).contains(&status) {
+            return Err(OutboundError::Redirected { status });
+        }
+        let text = capped_text(response, bounds.max_body_bytes).await?;
         Ok((status, text))
     };
     match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
@@ -58,6 +80,31 @@ pub async fn body_text(response: worker::Response) -> worker::Result<String> {
     text.as_string().ok_or_else(|| worker::Error::RustError("the response body is not text".into()))
 }
 
+/// A third party's answer as text, refused past `max_bytes`: a declared
+/// length is checked before reading; without one, the body is counted as it
+/// streams in.
+async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<String, OutboundError> {
+    let too_large = OutboundError::TooLarge { limit_bytes: max_bytes };
+    let declared: Option<usize> = response.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok());
+    let response: worker::web_sys::Response = response.into();
+    let bytes = match declared {
+        Some(n) if !fits(0, n, max_bytes) => {
+            if let Some(stream) = response.body() {
+                let _ = stream.cancel();
+            }
+            return Err(too_large);
+        }
+        _ => match read_stream(response.body(), max_bytes).await.map_err(OutboundError::Network)? {
+            Capped::Body(bytes) => bytes,
+            Capped::TooLarge => return Err(too_large),
+        },
+    };
+    String::from_utf8(bytes).map_err(|_| OutboundError::Network("the answer is not UTF-8 text".into()))
+}
+
+/// What a notification receiver may answer with.
+const DELIVERY_ANSWER_BYTES: usize = 16 * 1024;
+
 /// Delivers `body` to `url` in the background style our notifications use:
 /// up to `backoff_ms.len() + 1` attempts, waiting `backoff_ms[i]` after the
 /// i-th failure, each bounded by `timeout_ms`. `headers` is asked afresh for
@@ -75,7 +122,10 @@ pub async fn deliver(
     for attempt in 0..attempts {
         let owned = headers();
         let pairs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        match send(Method::Post, url, &pairs, Some(body.to_string()), timeout_ms).await {
+        // Only the status matters; the receiver's body is read no further
+        // than a short error message, and its redirects are not followed.
+        let bounds = Bounds { timeout_ms, max_body_bytes: DELIVERY_ANSWER_BYTES, follow_redirects: false };
+        match send(Method::Post, url, &pairs, Some(body.to_string()), bounds).await {
             Ok((status, _)) if (200..300).contains(&status) => return true,
             Ok((status, _)) => worker::console_warn!("{label} attempt {}: HTTP {status}", attempt + 1),
             Err(e) => worker::console_warn!("{label} attempt {}: {e:?}", attempt + 1),

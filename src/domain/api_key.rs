@@ -45,18 +45,28 @@ impl ApiKey {
         Self { full, client_id: client_id.clone() }
     }
 
+    /// Total: any string, however long or whatever its characters, is either
+    /// a key or a `KeyFormatError` (a key sent in a header must never be able
+    /// to panic the worker, which would abort every request on the isolate).
     pub fn parse(raw: &str) -> Result<Self, KeyFormatError> {
         let rest = raw.strip_prefix(KEY_PREFIX).ok_or(KeyFormatError::WrongPrefix)?;
         if raw.len() != KEY_LEN {
             return Err(KeyFormatError::WrongLength);
         }
-        let (client_part, tail) = rest.split_at(CLIENT_ID_SUFFIX_LEN);
+        // Every slice below is at a byte offset, so the key must be ASCII
+        // first: one multi-byte character would put an offset inside it.
+        if !raw.is_ascii() {
+            return Err(KeyFormatError::BadCharacters);
+        }
+        let client_part = rest.get(..CLIENT_ID_SUFFIX_LEN).ok_or(KeyFormatError::BadCharacters)?;
+        let tail = rest.get(CLIENT_ID_SUFFIX_LEN..).ok_or(KeyFormatError::BadCharacters)?;
         let secret_and_sum = tail.strip_prefix('_').ok_or(KeyFormatError::BadCharacters)?;
         let client_id = ClientId::from_suffix(client_part).ok_or(KeyFormatError::BadCharacters)?;
         if !secret_and_sum.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(KeyFormatError::BadCharacters);
         }
-        let (body, sum) = raw.split_at(KEY_LEN - CHECKSUM_LEN);
+        let body = raw.get(..KEY_LEN - CHECKSUM_LEN).ok_or(KeyFormatError::BadCharacters)?;
+        let sum = raw.get(KEY_LEN - CHECKSUM_LEN..).ok_or(KeyFormatError::BadCharacters)?;
         if checksum(body) != sum {
             return Err(KeyFormatError::BadChecksum);
         }
@@ -72,7 +82,7 @@ impl ApiKey {
     }
 
     pub fn display_prefix(&self) -> String {
-        self.full[..DISPLAY_PREFIX_LEN].to_string()
+        self.full.get(..DISPLAY_PREFIX_LEN).unwrap_or_default().to_string()
     }
 
     /// The full key, for the one response that shows it to its owner.
@@ -94,7 +104,7 @@ fn checksum(body: &str) -> String {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8(out.to_vec()).expect("base62 is ascii")
+    out.iter().map(|&b| b as char).collect()
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
@@ -148,6 +158,24 @@ mod tests {
         assert_eq!(ApiKey::parse(&upper_client), Err(KeyFormatError::BadCharacters));
         let with_symbol = format!("{}!{}", &key.reveal()[..30], &key.reveal()[31..]);
         assert_eq!(ApiKey::parse(&with_symbol), Err(KeyFormatError::BadCharacters));
+    }
+
+    #[test]
+    fn a_key_with_a_multibyte_character_is_refused_not_a_panic() {
+        // The review's key: the right byte length, with `é` straddling the
+        // offset where the client id ends.
+        let key = format!("vto_{}é_{}", "a".repeat(15), "A".repeat(37));
+        assert_eq!(key.len(), KEY_LEN);
+        assert_eq!(ApiKey::parse(&key), Err(KeyFormatError::BadCharacters));
+        // And at every other offset.
+        let valid = ApiKey::generate(&client());
+        for i in KEY_PREFIX.len()..KEY_LEN - 1 {
+            let mut bytes = valid.reveal().as_bytes().to_vec();
+            bytes.splice(i..i + 2, "é".bytes());
+            let shifted = String::from_utf8(bytes).unwrap();
+            assert_eq!(shifted.len(), KEY_LEN);
+            assert!(ApiKey::parse(&shifted).is_err(), "{shifted}");
+        }
     }
 
     #[test]

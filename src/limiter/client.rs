@@ -1,6 +1,7 @@
 //! The worker's side of the limiter objects: one JSON call per decision.
 
-use super::protocol::{AdmitRequest, Decision, LoginReply, LoginRequest, SettleRequest, SyncRequest};
+use super::login::{LoginCall, LoginVerdict};
+use super::protocol::{AdmitRequest, Decision, SettleRequest, SyncRequest};
 use super::snapshot::ClientSnapshot;
 use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
@@ -49,8 +50,8 @@ impl LoginLimiter {
         Self { namespace }
     }
 
-    pub async fn login(&self, scope: &str, request: &LoginRequest) -> ApiResult<LoginReply> {
-        call(&self.namespace, scope, "/login", request).await
+    pub async fn login(&self, scope: &str, call_: &LoginCall) -> ApiResult<LoginVerdict> {
+        call(&self.namespace, scope, "/login", call_).await
     }
 }
 

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use crate::domain::ids::new_id;
 use crate::limiter::client::LoginLimiter;
-use crate::limiter::protocol::LoginRequest;
+use crate::limiter::login::{source_scope, LoginCall, LoginVerdict, GLOBAL_SCOPE};
 use futures_util::future::join;
 use worker::{Request, Response};
 
@@ -30,18 +31,19 @@ pub async fn login(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     })?;
     let body = read_json_body(req, 4096).await?;
     let login: Login = parse_json(&body)?;
-    let throttle = LoginThrottle::new(req, ctx)?;
-    throttle.check().await?;
+    // The attempt counts before the password is compared, so parallel
+    // guesses cannot all pass one check; a success gives it back.
+    let attempt = LoginAttempt::take(req, ctx).await?;
     // Comparing fixed-size digests in constant time reveals neither the
     // password's length nor how much of a guess was right.
     let given: [u8; 32] = Sha256::digest(login.password.as_bytes()).into();
     if !bool::from(given.ct_eq(&expected)) {
-        throttle.record_failure().await?;
         return Err(ApiError::unauthenticated("invalid_credentials", "wrong password"));
     }
+    attempt.give_back().await?;
     let token = SessionToken::generate();
     let expires_at = ctx.now + ABSOLUTE_LIFETIME_MS;
-    sessions::create(&ctx.db, &token.hash(), ctx.now, expires_at).await?;
+    sessions::create(&ctx.db, &token.storage_key(&expected), ctx.now, expires_at).await?;
     let mut response = json(200, &json!({ "authenticated": true, "expires_at": to_rfc3339(expires_at) }))?;
     response.headers_mut().set("set-cookie", &token.set_cookie(ABSOLUTE_LIFETIME_MS))?;
     Ok(response)
@@ -52,8 +54,8 @@ pub async fn logout(req: &Request, ctx: &Ctx) -> ApiResult<Response> {
         .as_deref()
         .and_then(token_from_cookie_header)
         .and_then(SessionToken::parse);
-    if let Some(token) = token {
-        sessions::delete(&ctx.db, &token.hash()).await?;
+    if let (Some(token), Some(digest)) = (token, ctx.config.admin_password_digest) {
+        sessions::delete(&ctx.db, &token.storage_key(&digest)).await?;
     }
     let mut response = json(200, &json!({ "authenticated": false }))?;
     response.headers_mut().set("set-cookie", &clear_cookie())?;
@@ -71,53 +73,54 @@ pub fn show(session: &AdminSession) -> ApiResult<Response> {
     )
 }
 
-/// Failed logins are counted per source IP and across all sources (a limiter
-/// object each), so the password cannot be brute-forced from one address or many.
-struct LoginThrottle {
+/// One login attempt, taken from its source's throttle and the global one
+/// (see `limiter::login` for the rules).
+struct LoginAttempt {
     limiter: LoginLimiter,
-    ip: String,
-    now: u64,
+    id: String,
+    source: String,
 }
 
-const LOGIN_WINDOW_MS: u64 = 15 * 60 * 1000;
-const MAX_FAILURES_PER_IP: usize = 10;
-const MAX_FAILURES_OVERALL: usize = 100;
-
-impl LoginThrottle {
-    fn new(req: &Request, ctx: &Ctx) -> ApiResult<Self> {
-        let ip = header(req, "cf-connecting-ip").unwrap_or_else(|| "unknown".into());
-        Ok(Self { limiter: ctx.login.clone(), ip, now: ctx.now })
-    }
-
-    fn request(&self, max_failures: usize, record_failure: bool) -> LoginRequest {
-        LoginRequest { now: self.now, window_ms: LOGIN_WINDOW_MS, max_failures, record_failure }
-    }
-
-    async fn check(&self) -> ApiResult<()> {
-        let (per_ip, overall) = join(
-            self.limiter.login(&self.ip, &self.request(MAX_FAILURES_PER_IP, false)),
-            self.limiter.login("*", &self.request(MAX_FAILURES_OVERALL, false)),
-        )
-        .await;
-        let (per_ip, overall) = (per_ip?, overall?);
-        if per_ip.allowed && overall.allowed {
-            return Ok(());
+impl LoginAttempt {
+    async fn take(req: &Request, ctx: &Ctx) -> ApiResult<Self> {
+        let source = source_scope(header(req, "cf-connecting-ip").as_deref());
+        let attempt = Self { limiter: ctx.login.clone(), id: new_id("login"), source };
+        let take = |clean| LoginCall::Take { attempt: attempt.id.clone(), now: ctx.now, clean };
+        let clean = match attempt.limiter.login(&attempt.source, &take(None)).await? {
+            LoginVerdict::Taken { clean } => clean,
+            LoginVerdict::Refused { retry_after_s } => return Err(too_many(retry_after_s)),
+            LoginVerdict::GivenBack => return Err(ApiError::Internal("the login throttle answered out of turn".into())),
+        };
+        match attempt.limiter.login(GLOBAL_SCOPE, &take(Some(clean))).await? {
+            LoginVerdict::Taken { .. } => Ok(attempt),
+            other => {
+                // Not tried, so not counted against the source either.
+                attempt.limiter.login(&attempt.source, &attempt.give_back_call()).await?;
+                match other {
+                    LoginVerdict::Refused { retry_after_s } => Err(too_many(retry_after_s)),
+                    _ => Err(ApiError::Internal("the login throttle answered out of turn".into())),
+                }
+            }
         }
-        Err(ApiError::TooManyRequests {
-            code: "too_many_login_attempts",
-            message: "too many failed logins; wait before trying again".into(),
-            retry_after_s: per_ip.retry_after_s.max(overall.retry_after_s),
-        })
     }
 
-    async fn record_failure(&self) -> ApiResult<()> {
-        let (a, b) = join(
-            self.limiter.login(&self.ip, &self.request(MAX_FAILURES_PER_IP, true)),
-            self.limiter.login("*", &self.request(MAX_FAILURES_OVERALL, true)),
-        )
-        .await;
-        a?;
-        b?;
+    fn give_back_call(&self) -> LoginCall {
+        LoginCall::GiveBack { attempt: self.id.clone() }
+    }
+
+    async fn give_back(&self) -> ApiResult<()> {
+        let call = self.give_back_call();
+        let (source, global) = join(self.limiter.login(&self.source, &call), self.limiter.login(GLOBAL_SCOPE, &call)).await;
+        source?;
+        global?;
         Ok(())
+    }
+}
+
+fn too_many(retry_after_s: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        code: "too_many_login_attempts",
+        message: "too many failed logins; wait before trying again".into(),
+        retry_after_s,
     }
 }

@@ -49,6 +49,16 @@ pub enum FaultMode {
     HugeResult,
     /// A normal output whose file answers 404, as when FAL has deleted its copy.
     ResultGone,
+    /// Sync: a 200 whose JSON is `delay_ms` bytes (3 MiB when 0), padded in
+    /// `description`: larger than any real answer, so a size cap must refuse it.
+    HugeAnswer,
+    /// Sync: a 307 to `/_emulator/key-sink`, which records whether the
+    /// redirected request still carried the FAL key.
+    Redirect,
+    /// Queue: the submission's status, response and cancel URLs point at
+    /// another origin (`localhost` instead of `127.0.0.1`, same server), as a
+    /// compromised or spoofed answer could.
+    ForeignQueueUrls,
 }
 
 impl FaultMode {
@@ -81,7 +91,7 @@ impl Fault {
     /// the file's size, so it must not also sleep that many milliseconds.
     pub fn wait_ms(&self) -> u64 {
         match self.mode {
-            FaultMode::HugeResult => 0,
+            FaultMode::HugeResult | FaultMode::HugeAnswer => 0,
             _ => self.delay_ms,
         }
     }
