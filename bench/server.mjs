@@ -34,6 +34,8 @@ const mf = new Miniflare({
     FAL_JWKS_URL: `${process.env.FAL_URL}/.well-known/jwks.json`,
     FAL_KEY: process.env.FAL_KEY,
     ADMIN_PASSWORD: process.env.ADMIN_PASSWORD,
+    // Loopback image URLs (the emulator's samples) are honoured only in development.
+    ENVIRONMENT: "development",
     ALLOW_LOOPBACK_IMAGE_URLS: "true",
   },
 });

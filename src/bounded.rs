@@ -16,8 +16,19 @@ pub enum Capped {
     TooLarge,
 }
 
+/// What to do with the rest of a stream that passed its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Cancel it: an answer we fetched, whose connection we close.
+    Cancel,
+    /// Leave it unread: a request body, which the runtime discards after our
+    /// answer (cancelling it mid-upload makes some proxies, wrangler dev's
+    /// among them, drop the answer too).
+    Abandon,
+}
+
 /// Reads `stream` (absent: an empty body) until it ends or passes `max_bytes`.
-pub async fn read_stream(stream: Option<ReadableStream>, max_bytes: usize) -> Result<Capped, String> {
+pub async fn read_stream(stream: Option<ReadableStream>, max_bytes: usize, overflow: Overflow) -> Result<Capped, String> {
     let Some(stream) = stream else { return Ok(Capped::Body(Vec::new())) };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut out: Vec<u8> = Vec::new();
@@ -34,8 +45,12 @@ pub async fn read_stream(stream: Option<ReadableStream>, max_bytes: usize) -> Re
         };
         let len = chunk.length() as usize;
         if !fits(out.len(), len, max_bytes) {
-            // Tell the sender we stop listening; the rest is never buffered.
-            let _ = reader.cancel();
+            // The rest is never buffered either way.
+            if overflow == Overflow::Cancel {
+                let _ = reader.cancel();
+            } else {
+                reader.release_lock();
+            }
             return Ok(Capped::TooLarge);
         }
         let start = out.len();

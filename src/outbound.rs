@@ -3,7 +3,7 @@
 //! on what the peer answers (a third party must not be able to make the
 //! worker buffer more than we expect of it).
 
-use crate::bounded::{fits, read_stream, Capped};
+use crate::bounded::{fits, read_stream, Capped, Overflow};
 use futures_util::future::{select, Either};
 use std::time::Duration;
 use wasm_bindgen::JsValue;
@@ -94,7 +94,7 @@ async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<Str
             }
             return Err(too_large);
         }
-        _ => match read_stream(response.body(), max_bytes).await.map_err(OutboundError::Network)? {
+        _ => match read_stream(response.body(), max_bytes, Overflow::Cancel).await.map_err(OutboundError::Network)? {
             Capped::Body(bytes) => bytes,
             Capped::TooLarge => return Err(too_large),
         },

@@ -1,6 +1,6 @@
 //! Reading a request: headers, query parameters, and bodies under a size cap.
 
-use crate::bounded::{read_stream, Capped};
+use crate::bounded::{read_stream, Capped, Overflow};
 use crate::error::{ApiError, ApiResult};
 use worker::Request;
 
@@ -44,7 +44,7 @@ pub async fn read_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>
         // The framing bounds a body of declared length: read it in one call.
         req.bytes().await.map_err(|e| unreadable(e.to_string()))?
     } else {
-        match read_stream(req.inner().body(), max_bytes).await.map_err(unreadable)? {
+        match read_stream(req.inner().body(), max_bytes, Overflow::Abandon).await.map_err(unreadable)? {
             Capped::Body(body) => body,
             Capped::TooLarge => return Err(too_large()),
         }

@@ -25,7 +25,7 @@ use tryon_edge::fal::webhook::{keys_from_jwks, parse_report, SignedDelivery};
 use tryon_edge::limiter::login::source_scope;
 
 fn config() -> Config {
-    let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    let cases = std::env::var("FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
     Config {
         cases,
         rng_algorithm: RngAlgorithm::ChaCha,

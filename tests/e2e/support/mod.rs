@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod metrics_sink;
+pub mod raw_http;
 pub mod receiver;
 pub mod stack;
 
