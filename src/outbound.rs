@@ -13,8 +13,8 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 pub enum OutboundError {
     Timeout { after_ms: u64 },
     Network(String),
-    /// The answer's body passed `limit_bytes`; reading stopped there.
-    TooLarge { limit_bytes: usize },
+    /// The answer (with `status`) had a body past `limit_bytes`; reading stopped there.
+    TooLarge { status: u16, limit_bytes: usize },
     /// A redirect, which this call does not follow.
     Redirected { status: u16 },
 }
@@ -59,7 +59,10 @@ pub async fn send(
         if !bounds.follow_redirects && (300..400).contains(&status) {
             return Err(OutboundError::Redirected { status });
         }
-        let text = capped_text(response, bounds.max_body_bytes).await?;
+        let text = capped_text(response, bounds.max_body_bytes).await.map_err(|limit_bytes| match limit_bytes {
+            Some(limit_bytes) => OutboundError::TooLarge { status, limit_bytes },
+            None => OutboundError::Network("the answer is not UTF-8 text or could not be read".into()),
+        })?;
         Ok((status, text))
     };
     match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
@@ -83,9 +86,14 @@ pub async fn body_text(response: worker::Response) -> worker::Result<String> {
 /// A third party's answer as text, refused past `max_bytes`: a declared
 /// length is checked before reading; without one, the body is counted as it
 /// streams in.
-async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<String, OutboundError> {
-    let too_large = OutboundError::TooLarge { limit_bytes: max_bytes };
-    let declared: Option<usize> = response.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok());
+/// `Err(Some(cap))` when the body passed the cap, `Err(None)` when it could
+/// not be read as text.
+async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<String, Option<usize>> {
+    let too_large = Some(max_bytes);
+    let header = |name: &str| response.headers().get(name).ok().flatten();
+    // A compressed body's declared length says nothing of what it inflates to.
+    let encoded = header("content-encoding").is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    let declared: Option<usize> = header("content-length").and_then(|v| v.trim().parse().ok()).filter(|_| !encoded);
     let response: worker::web_sys::Response = response.into();
     let bytes = match declared {
         Some(n) if !fits(0, n, max_bytes) => {
@@ -94,12 +102,18 @@ async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<Str
             }
             return Err(too_large);
         }
-        _ => match read_stream(response.body(), max_bytes, Overflow::Cancel).await.map_err(OutboundError::Network)? {
+        // A declared length within the cap bounds the body: one call reads it.
+        Some(_) => {
+            let text = response.text().map_err(|_| None)?;
+            let text = worker::wasm_bindgen_futures::JsFuture::from(text).await.map_err(|_| None)?;
+            return text.as_string().ok_or(None);
+        }
+        None => match read_stream(response.body(), max_bytes, Overflow::Cancel).await.map_err(|_| None)? {
             Capped::Body(bytes) => bytes,
             Capped::TooLarge => return Err(too_large),
         },
     };
-    String::from_utf8(bytes).map_err(|_| OutboundError::Network("the answer is not UTF-8 text".into()))
+    String::from_utf8(bytes).map_err(|_| None)
 }
 
 /// What a notification receiver may answer with.
@@ -126,7 +140,7 @@ pub async fn deliver(
         // than a short error message, and its redirects are not followed.
         let bounds = Bounds { timeout_ms, max_body_bytes: DELIVERY_ANSWER_BYTES, follow_redirects: false };
         match send(Method::Post, url, &pairs, Some(body.to_string()), bounds).await {
-            Ok((status, _)) if (200..300).contains(&status) => return true,
+            Ok((status, _)) | Err(OutboundError::TooLarge { status, .. }) if (200..300).contains(&status) => return true,
             Ok((status, _)) => worker::console_warn!("{label} attempt {}: HTTP {status}", attempt + 1),
             Err(e) => worker::console_warn!("{label} attempt {}: {e:?}", attempt + 1),
         }

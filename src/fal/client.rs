@@ -129,7 +129,7 @@ async fn exchange(
     outbound::send(method, url, &headers, body.map(|b| b.to_string()), bounds).await.map_err(|e| match e {
         OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
         OutboundError::Network(reason) => FalFailure::Network { reason },
-        OutboundError::TooLarge { limit_bytes } => {
+        OutboundError::TooLarge { limit_bytes, .. } => {
             FalFailure::Malformed { reason: format!("the answer is larger than {limit_bytes} bytes") }
         }
         OutboundError::Redirected { status } => {
