@@ -69,6 +69,8 @@ async fn schemathesis(
         .arg(report)
         .arg("--no-color")
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        // Its cache folder lands beside the reports, not in the worktree.
+        .current_dir(report)
         .kill_on_drop(true);
     let run = tokio::time::timeout(Duration::from_secs(240), command.output()).await.expect("Schemathesis finished within 4 minutes");
     let output = run.expect("Schemathesis runs");

@@ -2,7 +2,7 @@
 //! a request sends can take the worker down, no body is buffered past its
 //! cap before authentication, and our FAL key goes nowhere but FAL.
 
-use crate::support::raw_http::chunked_upload;
+use crate::support::raw_http::{chunked_upload, EndlessServer};
 use crate::support::stack::{self, FAL_KEY};
 use crate::support::{garment_url, inject, marker, person_url, try_on, Api, FaultMode};
 use serde_json::json;
@@ -111,6 +111,27 @@ async fn an_oversized_fal_answer_is_refused_not_buffered() {
     client.generate(&try_on(&m)).send().await.assert_error(502, "upstream_malformed_response");
     let usage = client.wait_until_settled().await;
     assert_eq!(usage["used"], 0);
+}
+
+#[tokio::test]
+async fn a_callback_receiver_answering_without_end_is_read_no_further_than_its_cap() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let receiver = EndlessServer::start().await;
+    admin.patch(&format!("/admin/clients/{}", client.id)).json(&json!({ "webhook_url": format!("{}/hooks", receiver.url) })).expect(200).await;
+    let job = client.post("/api/jobs").json(&try_on(&marker())).expect(202).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        if client.get(&format!("/api/jobs/{id}")).expect(200).await["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The receiver said 200: delivered once, with no retry, although its
+    // body never ends; and the worker stopped reading it near its cap.
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    assert_eq!(receiver.connections(), 1);
+    assert!(receiver.taken() < 32 * MIB, "read {} bytes of the receiver's answer", receiver.taken());
 }
 
 #[tokio::test]

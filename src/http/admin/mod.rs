@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod dashboard;
+pub mod login_attempt;
 pub mod metrics;
 pub mod session;
 pub mod usage;

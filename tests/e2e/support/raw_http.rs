@@ -79,6 +79,7 @@ pub async fn chunked_upload(base: &str, path: &str, headers: &[(&str, &str)], pl
 pub struct EndlessServer {
     pub url: String,
     taken: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl EndlessServer {
@@ -86,9 +87,11 @@ impl EndlessServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let taken = Arc::new(AtomicUsize::new(0));
-        let counter = taken.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (counter, accepted) = (taken.clone(), connections.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let mut request = [0u8; 8192];
@@ -107,7 +110,12 @@ impl EndlessServer {
                 });
             }
         });
-        Self { url, taken }
+        Self { url, taken, connections }
+    }
+
+    /// Requests (connections) received so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Bytes written to clients so far (what a client read, plus what sat in

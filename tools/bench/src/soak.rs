@@ -19,7 +19,7 @@ const LIMITED_CLIENTS: usize = 5;
 const NORMAL_CONNECTIONS: usize = 12;
 const LIMITED_CONNECTIONS: usize = 4;
 const BAD_CONNECTIONS: usize = 3;
-const LIMITED_QUOTA: u64 = 150;
+const LIMITED_QUOTA: u64 = 100;
 
 #[derive(Default)]
 struct Tally {
@@ -116,8 +116,14 @@ pub async fn run(root: &Path, seconds: u64) {
             }
         }));
     }
+    // Callers with bad credentials have connections of their own, as they
+    // would on the internet, and a new one for each request: a request
+    // refused before its body is read (no key at all) leaves the body
+    // unread, so the runtime closes that connection after answering, and a
+    // client reusing it would see a reset that says nothing of the worker.
+    let attackers = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap();
     for c in 0..BAD_CONNECTIONS {
-        let (http, base, body, tally, stop) = (http.clone(), base.clone(), try_on.clone(), tally.clone(), stop.clone());
+        let (http, base, body, tally, stop) = (attackers.clone(), base.clone(), try_on.clone(), tally.clone(), stop.clone());
         let victim = clients[c].id.clone();
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
@@ -229,8 +235,13 @@ async fn shop_step(http: &reqwest::Client, base: &str, client: &Client, body: &s
 async fn bad_credentials_step(http: &reqwest::Client, base: &str, victim: &str, body: &str, n: usize, tally: &Tally) {
     use tryon_edge::domain::api_key::ApiKey;
     use tryon_edge::domain::ids::ClientId;
+    // SOAK_KNOWN_CLIENTS_ONLY=1 forges keys for real clients only, to tell
+    // the cost of keys naming clients that do not exist (a limiter object
+    // each) from the rest.
+    let known_only = std::env::var("SOAK_KNOWN_CLIENTS_ONLY").as_deref() == Ok("1");
     let forged = match n % 2 {
-        0 => ApiKey::generate(&ClientId::generate()).reveal().to_string(),
+        0 if !known_only => ApiKey::generate(&ClientId::generate()).reveal().to_string(),
+        0 => ApiKey::generate(&ClientId::parse(victim).unwrap()).reveal().to_string(),
         _ => ApiKey::generate(&ClientId::parse(victim).unwrap()).reveal().to_string(),
     };
     let mut non_ascii = b"vto_aaaaaaaaaaaaaaa".to_vec();
@@ -255,7 +266,15 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, String, Duration) {
             (status, text, started.elapsed())
         }
         // A connection the worker dropped counts as a server error.
-        Err(e) => (599, e.to_string(), started.elapsed()),
+        Err(e) => {
+            let mut chain = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            (599, chain, started.elapsed())
+        }
     }
 }
 
