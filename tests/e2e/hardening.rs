@@ -55,12 +55,19 @@ async fn chunked_bodies_are_cut_off_at_the_cap_before_authentication() {
         ("/api/webhooks/fal?job=job_aaaaaaaaaaaaaaaaaaaa", &[("content-type", "application/json")], 5 * MIB),
     ];
     for (path, headers, cap) in cases {
-        let planned = cap + 200 * MIB;
-        let answer = chunked_upload(&base, path, headers, planned).await;
-        assert_eq!(answer.status, 413, "{path}: {answer:?}");
-        // Answered once the cap was passed (plus what sat in socket
-        // buffers), not after the whole body: it was never read whole.
-        assert!(answer.sent_when_answered < cap + 64 * MIB, "{path} read past its cap: {answer:?}");
+        // Just over the cap, sent whole: refused by its real length.
+        let over = chunked_upload(&base, path, headers, cap + 1).await;
+        assert_eq!(over.status, 413, "{path}: {over:?}");
+        // Without end: answered once the cap was passed (plus what sat in
+        // socket buffers), not after the whole body, which was never read.
+        let endless = chunked_upload(&base, path, headers, cap + 200 * MIB).await;
+        assert!(endless.sent_when_answered < cap + 64 * MIB, "{path} read past its cap: {endless:?}");
+        // wrangler dev's proxy sometimes turns an answer given before the
+        // upload ended into its own 503 ("restarted mid-request"); the
+        // worker itself answered early either way, and keeps serving.
+        let proxy_cut = endless.status == 503 && endless.head.contains("restarted mid-request");
+        assert!(endless.status == 413 || proxy_cut, "{path}: {endless:?}");
+        Api::shared().get("/health").expect(200).await;
     }
 }
 
