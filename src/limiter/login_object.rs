@@ -7,6 +7,7 @@
 
 use super::login::{global_take, source_take, LoginCall, LoginVerdict, WINDOW_MS};
 use super::object::body;
+use super::protocol::{LoginReply, LoginRequest};
 use super::schema;
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
@@ -35,8 +36,14 @@ impl DurableObject for LoginThrottle {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let call: LoginCall = body(&mut req).await?;
-        Response::from_json(&self.apply(&call)?)
+        // `/attempt` is this release's protocol; `/login` the previous one,
+        // still answered for workers of that release during a rollout.
+        if req.path() == "/attempt" {
+            let call: LoginCall = body(&mut req).await?;
+            return Response::from_json(&self.apply(&call)?);
+        }
+        let legacy: LoginRequest = body(&mut req).await?;
+        Response::from_json(&self.legacy(&legacy)?)
     }
 }
 
@@ -81,6 +88,32 @@ impl LoginThrottle {
                 Ok(verdict)
             }
         }
+    }
+}
+
+impl LoginThrottle {
+    /// The previous release's protocol over this release's table: a check
+    /// counts the attempts in the window, a failure is recorded after the fact.
+    fn legacy(&self, req: &LoginRequest) -> Result<LoginReply> {
+        let sql = self.state.storage().sql();
+        let window_start = req.now.saturating_sub(req.window_ms) as i64;
+        if req.record_failure {
+            let id = format!("legacy-{}-{}", req.now, crate::domain::ids::new_id("f"));
+            sql.exec("INSERT INTO login_attempts (id, at_ms) VALUES (?, ?)", Some(vec![id.into(), (req.now as i64).into()]))?;
+            return Ok(LoginReply { allowed: true, retry_after_s: 0 });
+        }
+        let attempts: Vec<u64> = sql
+            .exec("SELECT at_ms FROM login_attempts WHERE at_ms > ?", Some(vec![window_start.into()]))?
+            .to_array::<AttemptRow>()?
+            .into_iter()
+            .map(|r| r.at_ms)
+            .collect();
+        if attempts.len() < req.max_failures {
+            return Ok(LoginReply { allowed: true, retry_after_s: 0 });
+        }
+        let oldest = attempts.iter().min().copied().unwrap_or(req.now);
+        let retry_after_s = (oldest + req.window_ms).saturating_sub(req.now).div_ceil(1000).max(1);
+        Ok(LoginReply { allowed: false, retry_after_s })
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn login(req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     // password's length nor how much of a guess was right.
     let given: [u8; 32] = Sha256::digest(login.password.as_bytes()).into();
     if !bool::from(given.ct_eq(&expected)) {
+        attempt.failed().await?;
         return Err(ApiError::unauthenticated("invalid_credentials", "wrong password"));
     }
     attempt.give_back().await?;
