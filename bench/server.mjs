@@ -46,6 +46,8 @@ const mf = new Miniflare({
     ADMIN_PASSWORD: process.env.ADMIN_PASSWORD,
     // Result URLs are signed; a fixed benchmark-only key.
     SIGNING_KEYS: "bench:benchmark-signing-secret-0123456789abcdef",
+    // Loopback image URLs (the emulator's samples) are honoured only in development.
+    ENVIRONMENT: "development",
     ALLOW_LOOPBACK_IMAGE_URLS: "true",
   },
 });

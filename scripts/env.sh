@@ -3,6 +3,8 @@
 # The wasm-bindgen CLI must be exactly the wasm-bindgen version in Cargo.lock.
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
+# The OpenAPI-driven API fuzzer the end-to-end contract test runs (PyPI).
+SCHEMATHESIS_VERSION=4.32.5
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -24,6 +24,13 @@ if [ "$locked" != "$WASM_BINDGEN_VERSION" ]; then
   exit 1
 fi
 
+# Schemathesis, pinned, in a venv of our own under target/ (not the
+# system's Python packages); tests/e2e/contract.rs runs it.
+if ! target/venv-fuzz/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv target/venv-fuzz
+  target/venv-fuzz/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # Headless Chromium for the dashboard's browser test (Debian's package; a
 # test tool's own browser download cannot reach the internet here).
 if [ "${SKIP_BROWSER:-}" != "1" ] && [ ! -x /usr/bin/chromium ]; then

@@ -4,7 +4,7 @@
 use crate::domain::image::ImagePolicy;
 use crate::domain::result_url;
 use crate::fal::client::FalSettings;
-use crate::fal::models::ModelRegistry;
+use crate::fal::models::{ModelRegistry, ResultUrls};
 pub use crate::secret::Secret;
 use crate::domain::signing::SigningKeys;
 use sha2::{Digest, Sha256};
@@ -19,7 +19,12 @@ pub struct Config {
     pub image_policy: ImagePolicy,
     pub max_body_bytes: usize,
     pub session_idle_timeout_ms: u64,
-    /// Lets tests move the clock with an `x-test-now` header. Never set in production.
+    /// `ENVIRONMENT = "development"`: local development and the tests. Only
+    /// there are the test conveniences below honoured.
+    pub development: bool,
+    /// Lets tests move the clock with an `x-test-now` header. Honoured only
+    /// in development: anyone could otherwise expire sessions, reservations
+    /// and windows at will.
     pub test_clock: bool,
     /// Development only: local KV refuses a second write to a key within a
     /// second, as production KV does.
@@ -88,6 +93,10 @@ pub const DEFAULT_FAL_JWKS_URL: &str = "https://rest.alpha.fal.ai/.well-known/jw
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, String> {
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.trim().is_empty());
+        let gate = DevelopmentGate::new(var("ENVIRONMENT").as_deref());
+        let allow_loopback = gate.honour("ALLOW_LOOPBACK_IMAGE_URLS", var("ALLOW_LOOPBACK_IMAGE_URLS").as_deref() == Some("true"));
+        let test_clock = gate.honour("TEST_CLOCK", var("TEST_CLOCK").as_deref() == Some("enabled"));
+        gate.warn_ignored();
         let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty());
         let number = |name: &str, default: u64| -> Result<u64, String> {
             var(name).map_or(Ok(default), |v| v.trim().parse().map_err(|_| format!("{name} must be a whole number")))
@@ -101,22 +110,24 @@ impl Config {
                 jwks_url: var("FAL_JWKS_URL").unwrap_or_else(|| DEFAULT_FAL_JWKS_URL.into()),
                 models: ModelRegistry::with_overrides(var("FAL_MODEL_ENDPOINTS").as_deref())?,
                 output_expiration_s: number("FAL_OUTPUT_EXPIRATION_SECONDS", DEFAULT_FAL_OUTPUT_EXPIRATION_S)?.max(600),
+                result_urls: ResultUrls { allow_loopback_http: allow_loopback },
             },
             admin_password_digest: secret("ADMIN_PASSWORD").map(|p| Sha256::digest(p.as_bytes()).into()),
             image_policy: ImagePolicy {
-                allow_loopback_http: var("ALLOW_LOOPBACK_IMAGE_URLS").as_deref() == Some("true"),
+                allow_loopback_http: allow_loopback,
                 max_data_uri_bytes: number("MAX_DATA_URI_BYTES", DEFAULT_MAX_DATA_URI_BYTES as u64)? as usize,
             },
             max_body_bytes: number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             session_idle_timeout_ms: number("ADMIN_SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MS / 60_000)? * 60_000,
-            test_clock: var("TEST_CLOCK").as_deref() == Some("enabled"),
+            development: gate.development,
+            test_clock,
             bad_credentials_per_minute: number(
                 "BAD_CREDENTIALS_PER_MINUTE",
                 DEFAULT_BAD_CREDENTIALS_PER_MINUTE,
             )?
             .clamp(1, u32::MAX.into()) as u32,
             emulate_kv_write_limit: var("EMULATE_KV_WRITE_LIMIT").as_deref() == Some("true")
-                && var("ENVIRONMENT").as_deref() == Some("development"),
+                && gate.development,
             job_ttl_s: number("JOB_TTL_SECONDS", DEFAULT_JOB_TTL_S)?.max(crate::domain::job::KV_MIN_TTL_S),
             job_poll_after_ms: number("JOB_POLL_AFTER_MS", DEFAULT_JOB_POLL_AFTER_MS)?,
             public_base_url: var("PUBLIC_BASE_URL").map(trim_url),
@@ -155,6 +166,39 @@ pub fn parse_retry_delays(raw: &str) -> Result<Vec<u32>, String> {
         return Err(bad());
     }
     Ok(delays)
+}
+
+/// Test conveniences (`TEST_CLOCK`, `ALLOW_LOOPBACK_IMAGE_URLS`) are honoured
+/// only when `ENVIRONMENT` says development. A deployed environment — or one
+/// that forgot to say what it is — ignores them, and says so in its log once
+/// (settings are read once per isolate).
+struct DevelopmentGate {
+    development: bool,
+    ignored: std::cell::RefCell<Vec<&'static str>>,
+}
+
+impl DevelopmentGate {
+    fn new(environment: Option<&str>) -> Self {
+        Self { development: is_development(environment), ignored: Default::default() }
+    }
+
+    fn honour(&self, name: &'static str, requested: bool) -> bool {
+        if requested && !self.development {
+            self.ignored.borrow_mut().push(name);
+        }
+        requested && self.development
+    }
+
+    fn warn_ignored(&self) {
+        for name in self.ignored.borrow().iter() {
+            worker::console_warn!("{name} is set but ignored: ENVIRONMENT is not \"development\"");
+        }
+    }
+}
+
+/// Only the exact word turns the conveniences on; absent means deployed.
+pub fn is_development(environment: Option<&str>) -> bool {
+    environment.map(str::trim) == Some("development")
 }
 
 fn trim_url(url: String) -> String {
@@ -198,5 +242,24 @@ mod tests {
             assert!(block.contains("dead_letter_queue = "), "{queue} has a dead-letter queue");
         }
         assert_eq!(consumers, 3, "the local, staging and production events queues");
+    }
+
+    #[test]
+    fn only_an_explicit_development_environment_counts_as_local() {
+        assert!(is_development(Some("development")));
+        for deployed in [None, Some("production"), Some("staging"), Some(""), Some("Development"), Some("dev")] {
+            assert!(!is_development(deployed), "{deployed:?}");
+        }
+    }
+
+    #[test]
+    fn conveniences_are_ignored_outside_development() {
+        let deployed = DevelopmentGate::new(Some("production"));
+        assert!(!deployed.honour("TEST_CLOCK", true));
+        assert_eq!(*deployed.ignored.borrow(), vec!["TEST_CLOCK"]);
+        let local = DevelopmentGate::new(Some("development"));
+        assert!(local.honour("TEST_CLOCK", true));
+        assert!(!local.honour("ALLOW_LOOPBACK_IMAGE_URLS", false));
+        assert!(local.ignored.borrow().is_empty());
     }
 }

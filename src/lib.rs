@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bindings;
+pub mod bounded;
 pub mod config;
 pub mod domain;
 pub mod error;

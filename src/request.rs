@@ -1,5 +1,6 @@
 //! Reading a request: headers, query parameters, and bodies under a size cap.
 
+use crate::bounded::{read_stream, Capped, Overflow};
 use crate::error::{ApiError, ApiResult};
 use worker::Request;
 
@@ -28,16 +29,28 @@ pub async fn read_json_body(req: &mut Request, max_bytes: usize) -> ApiResult<Ve
     read_body(req, max_bytes).await
 }
 
-/// Reads a body of any type, refusing one over the cap (413): by its
-/// declared length before reading, and by its real length after.
+/// Reads a body of any type, refusing one over the cap (413). A declared
+/// length over the cap is refused before reading; a body without one
+/// (chunked) is counted while it is read and refused as soon as it passes the
+/// cap, so no request can make the worker buffer more than `max_bytes`.
 pub async fn read_body(req: &mut Request, max_bytes: usize) -> ApiResult<Vec<u8>> {
-    let declared: Option<usize> = header(req, "content-length").and_then(|v| v.parse().ok());
+    let too_large = || ApiError::PayloadTooLarge { limit_bytes: max_bytes };
+    let declared: Option<usize> = header(req, "content-length").and_then(|v| v.trim().parse().ok());
     if declared.is_some_and(|n| n > max_bytes) {
-        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
+        return Err(too_large());
     }
-    let body = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+    let unreadable = |message: String| ApiError::bad_request("unreadable_body", message);
+    let body = if declared.is_some() {
+        // The framing bounds a body of declared length: read it in one call.
+        req.bytes().await.map_err(|e| unreadable(e.to_string()))?
+    } else {
+        match read_stream(req.inner().body(), max_bytes, Overflow::Abandon).await.map_err(unreadable)? {
+            Capped::Body(body) => body,
+            Capped::TooLarge => return Err(too_large()),
+        }
+    };
     if body.len() > max_bytes {
-        return Err(ApiError::PayloadTooLarge { limit_bytes: max_bytes });
+        return Err(too_large());
     }
     Ok(body)
 }

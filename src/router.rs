@@ -9,6 +9,7 @@ use worker::Method;
 pub enum Route {
     Health,
     WidgetScript,
+    OpenApi,
     Generate,
     ListGenerations,
     Usage,
@@ -84,6 +85,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<(Route, Access), RouteErro
     let id = |s: &&str| s.to_string();
     let choices: Vec<(Method, Route, Access)> = match segments.as_slice() {
         ["health"] => vec![(Get, Route::Health, Public)],
+        ["openapi.json"] => vec![(Get, Route::OpenApi, Public)],
         ["widget.js"] => vec![(Get, Route::WidgetScript, Public)],
         ["api", "images", "generate"] => vec![(Post, Route::Generate, ClientKey)],
         ["api", "generations"] => vec![(Get, Route::ListGenerations, SecretKey)],
@@ -217,6 +219,124 @@ mod tests {
     fn wrong_methods_list_what_the_path_accepts() {
         assert_eq!(route(Method::Get, "/api/images/generate"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
         assert_eq!(route(Method::Put, "/admin/clients"), Err(RouteError::MethodNotAllowed(vec!["GET", "POST"])));
+    }
+
+    /// Every route with its documented method, OpenAPI path template and a
+    /// path that should resolve to it. The match has no wildcard arm: a new
+    /// `Route` does not compile until it is listed here, and the test below
+    /// fails until `assets/openapi.json` documents it.
+    fn documented(route: &Route) -> (Method, &'static str, &'static str) {
+        use Method::{Delete, Get, Patch, Post};
+        match route {
+            Route::Health => (Get, "/health", "/health"),
+            Route::OpenApi => (Get, "/openapi.json", "/openapi.json"),
+            Route::Generate => (Post, "/api/images/generate", "/api/images/generate"),
+            Route::ListGenerations => (Get, "/api/generations", "/api/generations"),
+            Route::Usage => (Get, "/api/usage", "/api/usage"),
+            Route::CreateJob => (Post, "/api/jobs", "/api/jobs"),
+            Route::GetJob(_) => (Get, "/api/jobs/{job_id}", "/api/jobs/j1"),
+            Route::CancelJob(_) => (Delete, "/api/jobs/{job_id}", "/api/jobs/j1"),
+            Route::FalWebhook => (Post, "/api/webhooks/fal", "/api/webhooks/fal"),
+            Route::AdminPage => (Get, "/admin", "/admin"),
+            Route::AdminAsset(_) => (Get, "/admin/assets/{name}", "/admin/assets/a1"),
+            Route::AdminLogin => (Post, "/admin/login", "/admin/login"),
+            Route::AdminLogout => (Post, "/admin/logout", "/admin/logout"),
+            Route::AdminSession => (Get, "/admin/session", "/admin/session"),
+            Route::AdminListClients => (Get, "/admin/clients", "/admin/clients"),
+            Route::AdminCreateClient => (Post, "/admin/clients", "/admin/clients"),
+            Route::AdminGetClient(_) => (Get, "/admin/clients/{client_id}", "/admin/clients/c1"),
+            Route::AdminUpdateClient(_) => (Patch, "/admin/clients/{client_id}", "/admin/clients/c1"),
+            Route::AdminRotateKey(_) => (Post, "/admin/clients/{client_id}/keys", "/admin/clients/c1/keys"),
+            Route::AdminRotateWebhookSecret(_) => (Post, "/admin/clients/{client_id}/webhook-secret", "/admin/clients/c1/webhook-secret"),
+            Route::AdminRevokeKey { .. } => (Delete, "/admin/clients/{client_id}/keys/{key_id}", "/admin/clients/c1/keys/k1"),
+            Route::AdminClientMetrics(_) => (Get, "/admin/clients/{client_id}/metrics", "/admin/clients/c1/metrics"),
+            Route::AdminGenerations => (Get, "/admin/generations", "/admin/generations"),
+            Route::AdminUsage => (Get, "/admin/usage", "/admin/usage"),
+            Route::AdminOverview => (Get, "/admin/overview", "/admin/overview"),
+            Route::AdminClientStats(_) => (Get, "/admin/clients/{client_id}/stats", "/admin/clients/c1/stats"),
+            Route::WidgetScript => (Get, "/widget.js", "/widget.js"),
+            Route::JobEvents(_) => (Get, "/api/jobs/{job_id}/events", "/api/jobs/j1/events"),
+            Route::WidgetSession => (Post, "/api/widget-sessions", "/api/widget-sessions"),
+            Route::ShopperHistory => (Get, "/api/shoppers/me/generations", "/api/shoppers/me/generations"),
+            Route::EraseShopper(_) => (Delete, "/api/shoppers/{shopper_id}", "/api/shoppers/s1"),
+            Route::ResultImage(_) => (Get, "/v1/results/{generation_id}", "/v1/results/g1"),
+            Route::ListDeliveries => (Get, "/api/deliveries", "/api/deliveries"),
+            Route::AdminDeleteClient(_) => (Delete, "/admin/clients/{client_id}", "/admin/clients/c1"),
+            Route::AdminClientShoppers(_) => (Get, "/admin/clients/{client_id}/shoppers", "/admin/clients/c1/shoppers"),
+            Route::AdminClientDeliveries(_) => (Get, "/admin/clients/{client_id}/deliveries", "/admin/clients/c1/deliveries"),
+            Route::AdminRedeliver(_) => (Post, "/admin/deliveries/{delivery_id}/redeliver", "/admin/deliveries/d1/redeliver"),
+            Route::AdminResumeCallbacks(_) => (Post, "/admin/clients/{client_id}/callbacks/resume", "/admin/clients/c1/callbacks/resume"),
+        }
+    }
+
+    /// One value of every variant (ids as in the sample paths above).
+    fn every_route() -> Vec<Route> {
+        let (c, k) = (|| "c1".to_string(), || "k1".to_string());
+        vec![
+            Route::Health, Route::OpenApi, Route::Generate, Route::ListGenerations, Route::Usage, Route::CreateJob,
+            Route::GetJob("j1".into()), Route::CancelJob("j1".into()), Route::FalWebhook, Route::AdminPage,
+            Route::AdminAsset("a1".into()), Route::AdminLogin, Route::AdminLogout, Route::AdminSession,
+            Route::AdminListClients, Route::AdminCreateClient, Route::AdminGetClient(c()), Route::AdminUpdateClient(c()),
+            Route::AdminRotateKey(c()), Route::AdminRotateWebhookSecret(c()),
+            Route::AdminRevokeKey { client_id: c(), key_id: k() }, Route::AdminClientMetrics(c()),
+            Route::AdminGenerations, Route::AdminUsage, Route::AdminOverview, Route::AdminClientStats(c()),
+            Route::WidgetScript, Route::JobEvents("j1".into()), Route::WidgetSession, Route::ShopperHistory,
+            Route::EraseShopper("s1".into()), Route::ResultImage("g1".into()), Route::ListDeliveries,
+            Route::AdminDeleteClient(c()), Route::AdminClientShoppers(c()), Route::AdminClientDeliveries(c()),
+            Route::AdminRedeliver("d1".into()), Route::AdminResumeCallbacks(c()),
+        ]
+    }
+
+    fn document_operations() -> Vec<(String, String)> {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys().filter(|m| *m != "parameters") {
+                ops.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+        ops
+    }
+
+    /// `/admin/clients/{client_id}/keys` → `/admin/clients/x1/keys`.
+    fn sample_of(template: &str) -> String {
+        template.split('/').map(|seg| if seg.starts_with('{') { "x1" } else { seg }).collect::<Vec<_>>().join("/")
+    }
+
+    #[test]
+    fn every_route_is_documented_in_the_openapi_document() {
+        let ops = document_operations();
+        let routes = every_route();
+        for expected in &routes {
+            let (method, template, sample) = documented(expected);
+            assert_eq!(route(method.clone(), sample).as_ref(), Ok(expected), "{sample} does not resolve to {expected:?}");
+            assert!(
+                ops.contains(&(method_name(&method).to_string(), template.to_string())),
+                "{expected:?} ({} {template}) is missing from assets/openapi.json",
+                method_name(&method)
+            );
+        }
+        // Every variant is in `every_route` (the count catches one forgotten there).
+        let distinct: std::collections::BTreeSet<String> = routes.iter().map(|r| format!("{} {}", method_name(&documented(r).0), documented(r).1)).collect();
+        assert_eq!(distinct.len(), routes.len());
+    }
+
+    #[test]
+    fn every_documented_operation_is_a_route() {
+        for (method, template) in document_operations() {
+            let method = match method.as_str() {
+                "GET" => Method::Get,
+                "POST" => Method::Post,
+                "PATCH" => Method::Patch,
+                "DELETE" => Method::Delete,
+                "PUT" => Method::Put,
+                other => panic!("unexpected method {other} for {template}"),
+            };
+            let resolved = resolve(&method, &sample_of(&template));
+            assert!(resolved.is_ok(), "{} {template} is documented but not routed: {resolved:?}", method_name(&method));
+            let (route, _) = resolved.unwrap();
+            assert_eq!(documented(&route).1, template, "{template} resolves to {route:?}, documented elsewhere");
+        }
     }
 
     #[test]

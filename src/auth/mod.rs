@@ -211,7 +211,8 @@ pub async fn admin_session(req: &Request, ctx: &Ctx) -> ApiResult<AdminSession> 
     let token = token_from_cookie_header(&cookie)
         .and_then(SessionToken::parse)
         .ok_or_else(unauthenticated)?;
-    let token_hash = token.hash();
+    let password_digest = ctx.config.admin_password_digest.ok_or_else(unauthenticated)?;
+    let token_hash = token.storage_key(&password_digest);
     let times = store::sessions::get(&ctx.db, &token_hash).await?.ok_or_else(unauthenticated)?;
     match session_state(times, ctx.now, ctx.config.session_idle_timeout_ms) {
         SessionState::Valid { touch } => {

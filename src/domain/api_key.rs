@@ -95,7 +95,13 @@ impl ApiKey {
         if rest.len() != TAIL_LEN {
             return Err(KeyFormatError::WrongLength);
         }
-        let (client_part, tail) = rest.split_at(CLIENT_ID_SUFFIX_LEN);
+        // Every slice below is at a byte offset, so the key must be ASCII
+        // first: one multi-byte character would put an offset inside it.
+        if !raw.is_ascii() {
+            return Err(KeyFormatError::BadCharacters);
+        }
+        let client_part = rest.get(..CLIENT_ID_SUFFIX_LEN).ok_or(KeyFormatError::BadCharacters)?;
+        let tail = rest.get(CLIENT_ID_SUFFIX_LEN..).ok_or(KeyFormatError::BadCharacters)?;
         let secret_and_sum = tail.strip_prefix('_').ok_or(KeyFormatError::BadCharacters)?;
         let client_id = ClientId::from_suffix(client_part).ok_or(KeyFormatError::BadCharacters)?;
         if !secret_and_sum.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -145,7 +151,7 @@ fn checksum(body: &str) -> String {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8(out.to_vec()).expect("base62 is ascii")
+    out.iter().map(|&b| b as char).collect()
 }
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
@@ -199,6 +205,27 @@ mod tests {
         assert_eq!(ApiKey::parse(&upper_client), Err(KeyFormatError::BadCharacters));
         let with_symbol = format!("{}!{}", &key.reveal()[..30], &key.reveal()[31..]);
         assert_eq!(ApiKey::parse(&with_symbol), Err(KeyFormatError::BadCharacters));
+    }
+
+    #[test]
+    fn a_key_with_a_multibyte_character_is_refused_not_a_panic() {
+        // The review's key: the right byte length, with `é` straddling the
+        // offset where the client id ends.
+        let key = format!("vto_{}é_{}", "a".repeat(15), "A".repeat(37));
+        assert_eq!(key.len(), KEY_PREFIX.len() + TAIL_LEN);
+        assert_eq!(ApiKey::parse(&key), Err(KeyFormatError::BadCharacters));
+        // And at every other offset.
+        for kind in [KeyKind::Secret, KeyKind::Publishable] {
+            let valid = ApiKey::generate(&client(), kind);
+            let len = valid.reveal().len();
+            for i in kind.prefix().len()..len - 1 {
+                let mut bytes = valid.reveal().as_bytes().to_vec();
+                bytes.splice(i..i + 2, "é".bytes());
+                let shifted = String::from_utf8(bytes).unwrap();
+                assert_eq!(shifted.len(), len);
+                assert!(ApiKey::parse(&shifted).is_err(), "{shifted}");
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A try-on request as the widget sends it, parsed into values that cannot be
 //! wrong by the time anything is sent upstream.
 
+use super::capped_list::CappedList;
 use super::image::{ImagePolicy, ImageRef};
 use super::input::{parse_json, InputError};
 use super::shopper::{Metadata, ShopperId};
@@ -96,7 +97,8 @@ pub struct GenerationRequest {
 struct RawGenerationRequest {
     model: String,
     person_image_url: String,
-    garment_image_urls: Vec<String>,
+    /// One more than any model takes, so "too many" can still be told.
+    garment_image_urls: CappedList<String, { MAX_GARMENTS_NANO_BANANA + 1 }>,
     preserve_pose: Option<bool>,
     prompt: Option<String>,
     aspect_ratio: Option<String>,
@@ -125,7 +127,7 @@ impl GenerationRequest {
                 ),
             )
         })?;
-        let count = raw.garment_image_urls.len();
+        let count = raw.garment_image_urls.total;
         if count == 0 || count > model.max_garments() {
             return Err(InputError::invalid(
                 "invalid_garments",
@@ -139,6 +141,7 @@ impl GenerationRequest {
         let person = ImageRef::parse("person_image_url", &raw.person_image_url, policy)?;
         let garments = raw
             .garment_image_urls
+            .kept
             .iter()
             .enumerate()
             .map(|(i, url)| ImageRef::parse(&format!("garment_image_urls[{i}]"), url, policy))
@@ -250,6 +253,17 @@ mod tests {
         assert!(parse(json!({"model":"nano-banana-pro","person_image_url":P,"garment_image_urls":five})).is_ok());
         let six = vec![G; MAX_GARMENTS_NANO_BANANA + 1];
         assert_eq!(code(parse(json!({"model":"nano-banana-pro","person_image_url":P,"garment_image_urls":six}))), "invalid_garments");
+    }
+
+    #[test]
+    fn a_huge_garment_list_is_refused_by_count_without_being_built() {
+        let body = format!(
+            r#"{{"model":"nano-banana-pro","person_image_url":"{P}","garment_image_urls":[{}""]}}"#,
+            "\"\",".repeat(1_000_000)
+        );
+        let policy = ImagePolicy { allow_loopback_http: false, max_data_uri_bytes: 1 << 20 };
+        let err = GenerationRequest::from_json(body.as_bytes(), &policy).unwrap_err();
+        assert!(matches!(err, InputError::Invalid { code: "invalid_garments", ref message } if message.contains("got 1000001")), "{err:?}");
     }
 
     #[test]

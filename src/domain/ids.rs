@@ -55,7 +55,7 @@ impl ClientId {
     }
 
     pub fn suffix(&self) -> &str {
-        &self.0[CLIENT_ID_PREFIX.len()..]
+        self.0.get(CLIENT_ID_PREFIX.len()..).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {

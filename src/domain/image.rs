@@ -26,10 +26,11 @@ impl ImageRef {
         }
         if let Some(rest) = raw.strip_prefix("data:") {
             check_data_uri(field, rest, policy)?;
-        } else {
-            check_url(field, raw, policy)?;
+            return Ok(Self(raw.to_string()));
         }
-        Ok(Self(raw.to_string()))
+        // FAL gets the URL as we read it, not as sent: a lenient spelling
+        // (`https:host/…`, odd case, IDN) cannot mean something else there.
+        check_url(field, raw, policy).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -41,7 +42,7 @@ fn invalid(field: &str, why: &str) -> InputError {
     InputError::invalid("invalid_image", format!("`{field}` {why}"))
 }
 
-fn check_url(field: &str, raw: &str, policy: &ImagePolicy) -> Result<(), InputError> {
+fn check_url(field: &str, raw: &str, policy: &ImagePolicy) -> Result<String, InputError> {
     if raw.len() > MAX_URL_LEN {
         return Err(invalid(field, &format!("is longer than {MAX_URL_LEN} characters")));
     }
@@ -51,8 +52,8 @@ fn check_url(field: &str, raw: &str, policy: &ImagePolicy) -> Result<(), InputEr
     }
     let host = url.host_str().unwrap_or_default();
     match url.scheme() {
-        "https" if !host.is_empty() => Ok(()),
-        "http" if policy.allow_loopback_http && is_loopback(host) => Ok(()),
+        "https" if !host.is_empty() => Ok(url.to_string()),
+        "http" if policy.allow_loopback_http && is_loopback(host) => Ok(url.to_string()),
         "http" => Err(invalid(field, "must use https")),
         _ => Err(invalid(field, "must be an https URL or a data URI of a PNG, JPEG or WebP image")),
     }
@@ -89,7 +90,7 @@ fn check_data_uri(field: &str, rest: &str, policy: &ImagePolicy) -> Result<(), I
     }
     // Decoding the first block is enough to check what the image claims to be.
     let head = base64::engine::general_purpose::STANDARD
-        .decode(&payload[..payload.len().min(16)])
+        .decode(payload.get(..payload.len().min(16)).unwrap_or_default())
         .map_err(|_| invalid(field, "is not valid base64"))?;
     let webp_ok = mime != "image/webp" || head.get(8..12) == Some(b"WEBP");
     if !magic.iter().any(|m| head.starts_with(m)) || !webp_ok {

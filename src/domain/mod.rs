@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod callback;
+pub mod capped_list;
 pub mod client;
 pub mod csv;
 pub mod cursor;

@@ -1,11 +1,17 @@
-//! Admin sessions: random tokens that only ever exist in the admin's cookie;
-//! storage keeps their SHA-256. A session ends at an absolute expiry or after
-//! an idle period, whichever comes first.
+//! Admin sessions: random tokens that only ever exist in the admin's cookie.
+//! Storage keeps an HMAC of each token keyed by the digest of the current
+//! `ADMIN_PASSWORD`, so changing the password ends every session (their
+//! keys no longer match anything stored) and the password itself is never
+//! stored. A session ends at an absolute expiry or after an idle period,
+//! whichever comes first.
 
-use super::api_key::hex_sha256;
 use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
-pub const COOKIE_NAME: &str = "vto_admin_session";
+/// `__Host-`: browsers accept the cookie only if it is `Secure`, has
+/// `Path=/` and no `Domain`, so a sibling subdomain cannot set or shadow it.
+pub const COOKIE_NAME: &str = "__Host-vto_admin_session";
 pub const ABSOLUTE_LIFETIME_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Refreshing `last_seen_at` on every request would cost a write per admin
 /// call; a minute's granularity is plenty for an idle timeout counted in hours.
@@ -27,8 +33,15 @@ impl SessionToken {
         ok.then(|| Self(raw.to_string()))
     }
 
-    pub fn hash(&self) -> String {
-        hex_sha256(self.0.as_bytes())
+    /// The key storage knows the session by: HMAC-SHA256 of the token under
+    /// the digest of the admin password in force.
+    pub fn storage_key(&self, password_digest: &[u8; 32]) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(password_digest) {
+            Ok(mac) => mac,
+            Err(_) => return String::new(), // unreachable: HMAC takes keys of any length
+        };
+        mac.update(self.0.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn set_cookie(&self, max_age_ms: u64) -> String {
@@ -70,10 +83,10 @@ pub enum SessionState {
 pub fn session_state(times: SessionTimes, now: u64, idle_timeout_ms: u64) -> SessionState {
     if now >= times.expires_at {
         SessionState::Expired
-    } else if now >= times.last_seen_at + idle_timeout_ms {
+    } else if now >= times.last_seen_at.saturating_add(idle_timeout_ms) {
         SessionState::Idle
     } else {
-        SessionState::Valid { touch: now >= times.last_seen_at + TOUCH_INTERVAL_MS }
+        SessionState::Valid { touch: now >= times.last_seen_at.saturating_add(TOUCH_INTERVAL_MS) }
     }
 }
 
@@ -88,7 +101,15 @@ mod tests {
         assert_ne!(a.0, b.0);
         assert!(SessionToken::parse(&a.0).is_some());
         assert!(SessionToken::parse("authenticated").is_none());
-        assert_eq!(a.hash().len(), 64);
+        assert_eq!(a.storage_key(&[1; 32]).len(), 64);
+    }
+
+    #[test]
+    fn a_new_admin_password_gives_every_token_a_new_storage_key() {
+        let t = SessionToken::generate();
+        assert_eq!(t.storage_key(&[1; 32]), t.storage_key(&[1; 32]));
+        assert_ne!(t.storage_key(&[1; 32]), t.storage_key(&[2; 32]));
+        assert_ne!(t.storage_key(&[1; 32]), SessionToken::generate().storage_key(&[1; 32]));
     }
 
     #[test]
@@ -98,6 +119,8 @@ mod tests {
         for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
             assert!(c.contains(attr), "{attr}");
         }
+        assert!(c.starts_with("__Host-") && !c.contains("Domain"));
+        assert!(clear_cookie().starts_with("__Host-") && clear_cookie().contains("Secure; SameSite=Strict"));
         let header = format!("theme=dark; {COOKIE_NAME}={}; other=1", t.0);
         assert_eq!(token_from_cookie_header(&header), Some(t.0.as_str()));
         assert_eq!(token_from_cookie_header("theme=dark"), None);

@@ -32,6 +32,8 @@ pub async fn post(url: &str, headers: &[(String, String)], body: &str) -> Attemp
         Ok(status) => (Some(status), failure_of(status)),
         Err(OutboundError::Timeout { after_ms }) => (None, Some(format!("no answer within {after_ms} ms"))),
         Err(OutboundError::Network(e)) => (None, Some(format!("could not connect: {}", clip(&e)))),
+        // `post_once` reads no body and follows nothing; a status is a status.
+        Err(OutboundError::Redirected { status } | OutboundError::TooLarge { status, .. }) => (Some(status), failure_of(status)),
     };
     Attempted { status_code, error, latency_ms }
 }

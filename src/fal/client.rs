@@ -2,10 +2,10 @@
 //! and the public JWKS. Each is bounded by a timeout (see `outbound`), so a
 //! hanging FAL becomes a 504 for the shopper, never a request that never ends.
 
-use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, queue_position_of, FalFailure, FalOutput, ModelRegistry, QueueStatus};
+use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, queue_position_of, FalFailure, FalOutput, ModelRegistry, QueueStatus, ResultUrls};
 use crate::domain::generation::GenerationRequest;
 use crate::domain::job::FalQueueRefs;
-use crate::outbound::{self, OutboundError};
+use crate::outbound::{self, Bounds, OutboundError};
 use crate::secret::Secret;
 use worker::{Date, Method};
 
@@ -23,6 +23,7 @@ pub struct FalSettings {
     /// object-lifecycle preference): ours is the durable copy, FAL's only
     /// needs to outlive our copying and its retries.
     pub output_expiration_s: u64,
+    pub result_urls: ResultUrls,
 }
 
 /// The FAL client.
@@ -38,6 +39,9 @@ pub struct FalCall {
 
 /// Calls to the queue API are quick bookkeeping, never inference.
 const QUEUE_TIMEOUT_MS: u64 = 15_000;
+/// FAL answers with JSON that points at the image (never the image itself):
+/// a few kilobytes. A megabyte leaves room for long logs and descriptions.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 impl Fal {
     pub fn new(settings: FalSettings) -> Self {
@@ -55,7 +59,7 @@ impl Fal {
         let result = self
             .send_producing(&url, &fal_input(request), self.settings.timeout_ms)
             .await
-            .and_then(|(status, body)| interpret_response(status, &body));
+            .and_then(|(status, body)| interpret_response(status, &body, self.settings.result_urls));
         FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
     }
 
@@ -69,7 +73,7 @@ impl Fal {
         url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
         let (status, body) = self.send_producing(url.as_str(), &fal_input(request), QUEUE_TIMEOUT_MS).await?;
         match status {
-            200..=299 => Ok((parse_submission(&body)?, queue_position_of(&body))),
+            200..=299 => Ok((parse_submission(&body, &self.settings.queue_url)?, queue_position_of(&body))),
             _ => Err(failure(status, &body)),
         }
     }
@@ -85,7 +89,7 @@ impl Fal {
     /// The result of a COMPLETED request, which may itself be FAL's error.
     pub async fn queue_result(&self, refs: &FalQueueRefs) -> Result<FalOutput, FalFailure> {
         let (status, body) = self.send(Method::Get, &refs.response_url, None, QUEUE_TIMEOUT_MS).await?;
-        interpret_response(status, &body)
+        interpret_response(status, &body, self.settings.result_urls)
     }
 
     /// FAL's status stream for a queued request (`{status_url}/stream`): the
@@ -98,6 +102,8 @@ impl Fal {
         let response = outbound::open(Method::Get, &url, &headers, QUEUE_TIMEOUT_MS).await.map_err(|e| match e {
             OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
             OutboundError::Network(reason) => FalFailure::Network { reason },
+            OutboundError::TooLarge { limit_bytes, .. } => too_large(limit_bytes),
+            OutboundError::Redirected { status } => redirected(status),
         })?;
         match response.status_code() {
             200..=299 => Ok(response),
@@ -117,20 +123,35 @@ impl Fal {
 
     async fn send(&self, method: Method, url: &str, body: Option<&serde_json::Value>, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
         let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
-        exchange(method, url, Some(key.expose()), body, &[], timeout_ms).await
+        exchange(method, url, Some(key.expose()), body, &[], keyed(timeout_ms)).await
     }
 
     /// A POST that runs a model: it carries our lifecycle preference for the files it produces.
     async fn send_producing(&self, url: &str, body: &serde_json::Value, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
         let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
         let lifecycle = lifecycle_preference(self.settings.output_expiration_s);
-        exchange(Method::Post, url, Some(key.expose()), Some(body), &[(LIFECYCLE_HEADER, &lifecycle)], timeout_ms).await
+        exchange(Method::Post, url, Some(key.expose()), Some(body), &[(LIFECYCLE_HEADER, &lifecycle)], keyed(timeout_ms)).await
     }
 }
 
-/// `GET` without credentials (FAL's public JWKS).
-pub async fn get_public(url: &str, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
-    exchange(Method::Get, url, None, None, &[], timeout_ms).await
+/// Calls carrying our key: the key never follows a redirect (a `Location`
+/// could send it anywhere), and the answer is FAL's JSON, never an image.
+fn keyed(timeout_ms: u64) -> Bounds {
+    Bounds { timeout_ms, max_body_bytes: MAX_ANSWER_BYTES, follow_redirects: false }
+}
+
+/// `GET` without credentials (FAL's public JWKS), at most `max_bytes` of answer.
+pub async fn get_public(url: &str, timeout_ms: u64, max_bytes: usize) -> Result<(u16, String), FalFailure> {
+    let bounds = Bounds { timeout_ms, max_body_bytes: max_bytes, follow_redirects: true };
+    exchange(Method::Get, url, None, None, &[], bounds).await
+}
+
+fn too_large(limit_bytes: usize) -> FalFailure {
+    FalFailure::Malformed { reason: format!("the answer is larger than {limit_bytes} bytes") }
+}
+
+fn redirected(status: u16) -> FalFailure {
+    FalFailure::Failed { status, reason: "FAL answered with a redirect, which is not followed with our key".into() }
 }
 
 /// FAL's media-expiration header: how long to keep a request's output files
@@ -147,7 +168,7 @@ async fn exchange(
     key: Option<&str>,
     body: Option<&serde_json::Value>,
     extra: &[(&str, &str)],
-    timeout_ms: u64,
+    bounds: Bounds,
 ) -> Result<(u16, String), FalFailure> {
     let authorization = key.map(|k| format!("Key {k}"));
     let mut headers = vec![("accept", "application/json")];
@@ -158,8 +179,10 @@ async fn exchange(
     if body.is_some() {
         headers.push(("content-type", "application/json"));
     }
-    outbound::send(method, url, &headers, body.map(|b| b.to_string()), timeout_ms).await.map_err(|e| match e {
+    outbound::send(method, url, &headers, body.map(|b| b.to_string()), bounds).await.map_err(|e| match e {
         OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
         OutboundError::Network(reason) => FalFailure::Network { reason },
+        OutboundError::TooLarge { limit_bytes, .. } => too_large(limit_bytes),
+        OutboundError::Redirected { status } => redirected(status),
     })
 }

@@ -11,6 +11,8 @@ use std::cell::RefCell;
 const MAX_AGE_MS: u64 = 3600 * 1000;
 const MIN_REFETCH_MS: u64 = 60 * 1000;
 const FETCH_TIMEOUT_MS: u64 = 5000;
+/// A JWKS holds a handful of keys: well under a kilobyte each.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 thread_local! {
     static CACHE: RefCell<Option<(Vec<VerifyingKey>, u64)>> = const { RefCell::new(None) };
@@ -26,7 +28,7 @@ pub async fn keys(fal: &FalSettings, now: u64, refresh: bool) -> Result<Vec<Veri
             return Ok(keys.clone());
         }
     }
-    let (status, body) = get_public(&fal.jwks_url, FETCH_TIMEOUT_MS).await.map_err(|f| f.describe())?;
+    let (status, body) = get_public(&fal.jwks_url, FETCH_TIMEOUT_MS, MAX_JWKS_BYTES).await.map_err(|f| f.describe())?;
     if status != 200 {
         return Err(format!("FAL's JWKS answered HTTP {status}"));
     }

@@ -63,7 +63,7 @@ pub fn fal_input(req: &GenerationRequest) -> Value {
     match &req.options {
         ModelOptions::VirtualTryOn { preserve_pose } => json!({
             "person_image_url": req.person.as_str(),
-            "clothing_image_url": req.garments[0].as_str(),
+            "clothing_image_url": req.garments.first().map(|g| g.as_str()),
             "preserve_pose": preserve_pose,
         }),
         ModelOptions::NanoBananaPro { prompt, aspect_ratio, resolution, output_format } => {
@@ -144,9 +144,27 @@ struct RawSubmission {
     cancel_url: String,
 }
 
-/// FAL's answer to a queue submission; its URLs are kept verbatim.
-pub fn parse_submission(body: &str) -> Result<crate::domain::job::FalQueueRefs, FalFailure> {
+/// FAL's answer to a queue submission. Its URLs are kept verbatim (FAL's
+/// status URLs drop the model's sub-path, so they cannot be rebuilt), but
+/// only on the configured queue's origin: every later call to them carries
+/// our FAL key, which must never go wherever an answer says.
+pub fn parse_submission(body: &str, queue_url: &str) -> Result<crate::domain::job::FalQueueRefs, FalFailure> {
     let raw: RawSubmission = serde_json::from_str(body).map_err(|e| FalFailure::Malformed { reason: e.to_string() })?;
+    let expected = url::Url::parse(queue_url)
+        .map_err(|e| FalFailure::Malformed { reason: format!("FAL_QUEUE_URL is not a URL: {e}") })?
+        .origin();
+    for (name, value) in [("status_url", &raw.status_url), ("response_url", &raw.response_url), ("cancel_url", &raw.cancel_url)] {
+        let same_origin = url::Url::parse(value).is_ok_and(|u| u.origin() == expected && u.username().is_empty() && u.password().is_none());
+        if !same_origin {
+            return Err(FalFailure::Malformed { reason: format!("`{name}` is not on the configured FAL queue origin") });
+        }
+    }
+    let id_ok = !raw.request_id.is_empty()
+        && raw.request_id.len() <= 128
+        && raw.request_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !id_ok {
+        return Err(FalFailure::Malformed { reason: "`request_id` is not an id".into() });
+    }
     Ok(crate::domain::job::FalQueueRefs {
         request_id: raw.request_id,
         status_url: raw.status_url,
@@ -183,9 +201,9 @@ struct RawOutput {
     description: Option<String>,
 }
 
-pub fn interpret_response(status: u16, body: &str) -> Result<FalOutput, FalFailure> {
+pub fn interpret_response(status: u16, body: &str, results: ResultUrls) -> Result<FalOutput, FalFailure> {
     match status {
-        200..=299 => parse_output(body),
+        200..=299 => parse_output(body, results),
         _ => Err(failure(status, body)),
     }
 }
@@ -200,17 +218,40 @@ pub fn failure(status: u16, body: &str) -> FalFailure {
     }
 }
 
-pub fn parse_output(body: &str) -> Result<FalOutput, FalFailure> {
+/// Which result URLs FAL may hand us. The URL goes to shoppers' browsers
+/// (and is fetched by us), so only `https:` and `data:image/…` pass; plain
+/// `http:` on a loopback host only where local development turned it on
+/// (the emulator serves its files there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResultUrls {
+    pub allow_loopback_http: bool,
+}
+
+pub fn parse_output(body: &str, results: ResultUrls) -> Result<FalOutput, FalFailure> {
     let raw: RawOutput = serde_json::from_str(body).map_err(|e| FalFailure::Malformed { reason: e.to_string() })?;
     let image = raw
         .images
         .into_iter()
         .next()
         .ok_or_else(|| FalFailure::Malformed { reason: "no image in the output".into() })?;
-    if url::Url::parse(&image.url).is_err() && !image.url.starts_with("data:") {
-        return Err(FalFailure::Malformed { reason: "the image URL is not a URL".into() });
+    if !acceptable_result_url(&image.url, results) {
+        return Err(FalFailure::Malformed { reason: "the image URL is not an https URL or an image data URI".into() });
     }
     Ok(FalOutput { image, description: raw.description })
+}
+
+fn acceptable_result_url(raw: &str, results: ResultUrls) -> bool {
+    if let Some(rest) = raw.strip_prefix("data:") {
+        return rest.get(..6).is_some_and(|mime| mime.eq_ignore_ascii_case("image/"));
+    }
+    let Ok(url) = url::Url::parse(raw) else { return false };
+    let host = url.host_str().unwrap_or_default();
+    let plain = url.username().is_empty() && url.password().is_none();
+    match url.scheme() {
+        "https" => plain && !host.is_empty(),
+        "http" => plain && results.allow_loopback_http && (host == "localhost" || host == "[::1]" || host.starts_with("127.")),
+        _ => false,
+    }
 }
 
 /// FAL errors carry `detail` as a sentence or as a list of validation errors
@@ -281,28 +322,66 @@ mod tests {
 
     #[test]
     fn queue_answers_are_read_as_given() {
-        let submitted = parse_submission(r#"{"request_id":"r1","status_url":"https://q/fal-ai/image-apps-v2/requests/r1/status","response_url":"https://q/fal-ai/image-apps-v2/requests/r1","cancel_url":"https://q/fal-ai/image-apps-v2/requests/r1/cancel","queue_position":0}"#).unwrap();
+        let submitted = parse_submission(r#"{"request_id":"r1","status_url":"https://q/fal-ai/image-apps-v2/requests/r1/status","response_url":"https://q/fal-ai/image-apps-v2/requests/r1","cancel_url":"https://q/fal-ai/image-apps-v2/requests/r1/cancel","queue_position":0}"#, "https://q").unwrap();
         assert_eq!(submitted.status_url, "https://q/fal-ai/image-apps-v2/requests/r1/status");
-        assert!(matches!(parse_submission("{}"), Err(FalFailure::Malformed { .. })));
+        assert!(matches!(parse_submission("{}", "https://q"), Err(FalFailure::Malformed { .. })));
         assert_eq!(parse_queue_status(r#"{"status":"IN_QUEUE","queue_position":3}"#), Ok(QueueStatus::InQueue { position: Some(3) }));
         assert_eq!(parse_queue_status(r#"{"status":"COMPLETED","logs":[]}"#), Ok(QueueStatus::Completed));
         assert!(parse_queue_status(r#"{"status":"WEIRD"}"#).is_err());
     }
 
+    fn submission(status_url: &str) -> String {
+        json!({"request_id":"r1","status_url":status_url,"response_url":"https://queue.fal.run/a/requests/r1","cancel_url":"https://queue.fal.run/a/requests/r1/cancel"}).to_string()
+    }
+
+    #[test]
+    fn queue_urls_off_the_configured_origin_are_refused_so_the_key_never_follows_them() {
+        let queue = "https://queue.fal.run";
+        assert!(parse_submission(&submission("https://queue.fal.run/a/requests/r1/status"), queue).is_ok());
+        for foreign in [
+            "https://attacker.example/steal",
+            "http://queue.fal.run/a/requests/r1/status",
+            "https://queue.fal.run:8443/a/requests/r1/status",
+            "https://queue.fal.run.attacker.example/x",
+            "https://user:pw@queue.fal.run/a",
+            "/relative/status",
+            "",
+        ] {
+            assert!(matches!(parse_submission(&submission(foreign), queue), Err(FalFailure::Malformed { .. })), "{foreign}");
+        }
+        // The local emulator's queue lives on loopback; its own URLs pass.
+        let local = r#"{"request_id":"r1","status_url":"http://127.0.0.1:9/queue/a/requests/r1/status","response_url":"http://127.0.0.1:9/queue/a/requests/r1","cancel_url":"http://127.0.0.1:9/queue/a/requests/r1/cancel"}"#;
+        assert!(parse_submission(local, "http://127.0.0.1:9/queue").is_ok());
+    }
+
+    #[test]
+    fn result_urls_must_be_https_or_image_data() {
+        let output = |url: &str| json!({"images":[{"url":url}]}).to_string();
+        let strict = ResultUrls::default();
+        assert!(parse_output(&output("https://v3.fal.media/x.png"), strict).is_ok());
+        assert!(parse_output(&output("data:image/png;base64,iVBORw0KGgo="), strict).is_ok());
+        for bad in ["javascript:alert(1)", "http://v3.fal.media/x.png", "data:text/html,<script>", "file:///etc/passwd", "ftp://x/y.png", "http://127.0.0.1:9/files/x.png", "é"] {
+            assert!(parse_output(&output(bad), strict).is_err(), "{bad}");
+        }
+        let local = ResultUrls { allow_loopback_http: true };
+        assert!(parse_output(&output("http://127.0.0.1:9/files/x.png"), local).is_ok());
+        assert!(parse_output(&output("http://fal.example/x.png"), local).is_err());
+    }
+
     #[test]
     fn responses_map_to_outputs_and_failures() {
         let ok = r#"{"images":[{"url":"https://v3.fal.media/x.png","width":768,"height":1024,"content_type":"image/png"}],"description":"done"}"#;
-        let out = interpret_response(200, ok).unwrap();
+        let out = interpret_response(200, ok, ResultUrls::default()).unwrap();
         assert_eq!(out.image.url, "https://v3.fal.media/x.png");
         assert_eq!(out.description.as_deref(), Some("done"));
 
         let invalid = r#"{"detail":[{"loc":["body","person_image_url"],"msg":"Could not download image","type":"image_load_error"}]}"#;
-        assert_eq!(interpret_response(422, invalid), Err(FalFailure::Rejected { reason: "person_image_url: Could not download image".into() }));
-        assert_eq!(interpret_response(500, r#"{"detail":"Internal error"}"#), Err(FalFailure::Failed { status: 500, reason: "Internal error".into() }));
-        assert_eq!(interpret_response(401, ""), Err(FalFailure::Unauthorized { status: 401 }));
-        assert_eq!(interpret_response(429, ""), Err(FalFailure::Busy));
-        assert!(matches!(interpret_response(200, "{not json"), Err(FalFailure::Malformed { .. })));
-        assert!(matches!(interpret_response(200, r#"{"images":[]}"#), Err(FalFailure::Malformed { .. })));
+        assert_eq!(interpret_response(422, invalid, ResultUrls::default()), Err(FalFailure::Rejected { reason: "person_image_url: Could not download image".into() }));
+        assert_eq!(interpret_response(500, r#"{"detail":"Internal error"}"#, ResultUrls::default()), Err(FalFailure::Failed { status: 500, reason: "Internal error".into() }));
+        assert_eq!(interpret_response(401, "", ResultUrls::default()), Err(FalFailure::Unauthorized { status: 401 }));
+        assert_eq!(interpret_response(429, "", ResultUrls::default()), Err(FalFailure::Busy));
+        assert!(matches!(interpret_response(200, "{not json", ResultUrls::default()), Err(FalFailure::Malformed { .. })));
+        assert!(matches!(interpret_response(200, r#"{"images":[]}"#, ResultUrls::default()), Err(FalFailure::Malformed { .. })));
         assert_eq!(error_reason("<html>Bad Gateway</html>"), "<html>Bad Gateway</html>");
     }
 }

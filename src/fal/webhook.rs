@@ -2,7 +2,7 @@
 //! `request_id \n user_id \n timestamp \n hex(sha256(raw body))` with Ed25519
 //! and publishes its public keys as a JWKS; the signature travels hex-encoded.
 
-use super::models::{error_reason, parse_output};
+use super::models::{error_reason, parse_output, ResultUrls};
 use crate::domain::job::JobOutcome;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -102,10 +102,10 @@ struct RawReport {
 /// Reads FAL's webhook body: `"status": "OK"` carries the model's output in
 /// `payload` (which may still be unusable), anything else is a failure whose
 /// reason is in `payload.detail` or, failing that, in `error`.
-pub fn parse_report(body: &[u8]) -> Result<WebhookReport, String> {
+pub fn parse_report(body: &[u8], results: ResultUrls) -> Result<WebhookReport, String> {
     let raw: RawReport = serde_json::from_slice(body).map_err(|e| format!("the webhook body is not FAL's shape: {e}"))?;
     let outcome = match raw.status.as_str() {
-        "OK" => match parse_output(&raw.payload.to_string()) {
+        "OK" => match parse_output(&raw.payload.to_string(), results) {
             Ok(output) => JobOutcome::Done { image_url: output.image.url, description: output.description },
             Err(f) => JobOutcome::Failed { error: f.describe() },
         },
@@ -188,16 +188,16 @@ mod tests {
     #[test]
     fn reports_become_typed_outcomes() {
         let ok = br#"{"request_id":"r1","status":"OK","payload":{"images":[{"url":"https://v3.fal.media/x.png"}]}}"#;
-        let report = parse_report(ok).unwrap();
+        let report = parse_report(ok, ResultUrls::default()).unwrap();
         assert_eq!(report.request_id, "r1");
         assert_eq!(report.outcome, JobOutcome::Done { image_url: "https://v3.fal.media/x.png".into(), description: None });
         let failed = br#"{"request_id":"r1","status":"ERROR","payload":{"detail":"boom"},"error":"Invalid status code: 500"}"#;
-        assert_eq!(parse_report(failed).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: boom".into() });
+        assert_eq!(parse_report(failed, ResultUrls::default()).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: boom".into() });
         let bare = br#"{"request_id":"r1","status":"ERROR","payload":null,"error":"Invalid status code: 500"}"#;
-        assert_eq!(parse_report(bare).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: Invalid status code: 500".into() });
+        assert_eq!(parse_report(bare, ResultUrls::default()).unwrap().outcome, JobOutcome::Failed { error: "FAL failed the request: Invalid status code: 500".into() });
         let unusable = br#"{"request_id":"r1","status":"OK","payload":{"images":[]}}"#;
-        assert!(matches!(parse_report(unusable).unwrap().outcome, JobOutcome::Failed { .. }));
-        assert!(parse_report(b"[]").is_err());
+        assert!(matches!(parse_report(unusable, ResultUrls::default()).unwrap().outcome, JobOutcome::Failed { .. }));
+        assert!(parse_report(b"[]", ResultUrls::default()).is_err());
     }
 
     #[test]

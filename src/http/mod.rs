@@ -11,6 +11,7 @@ pub mod generations;
 pub mod idempotency;
 pub mod input;
 pub mod jobs;
+pub mod openapi;
 pub mod paging;
 pub mod rate_limit_headers;
 pub mod respond;
@@ -73,7 +74,7 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
 /// Checks the route's access, then runs its handler with the principal.
 async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) -> ApiResult<Response> {
     match access {
-        Access::Public => public(route, req),
+        Access::Public => public(route, req, ctx),
         Access::SameOrigin => {
             auth::require_same_origin(req)?;
             match route {
@@ -121,12 +122,13 @@ async fn dispatch(route: Route, access: Access, req: &mut Request, ctx: &Ctx) ->
     }
 }
 
-fn public(route: Route, req: &Request) -> ApiResult<Response> {
+fn public(route: Route, req: &Request, ctx: &Ctx) -> ApiResult<Response> {
     match route {
         Route::Health => json(200, &serde_json::json!({ "status": "ok" })),
+        Route::OpenApi => openapi::document(),
         Route::WidgetScript => widget::script(req),
-        Route::AdminPage => admin::dashboard::page(),
-        Route::AdminAsset(name) => admin::dashboard::static_asset(&name),
+        Route::AdminPage => admin::dashboard::page(ctx.config.development),
+        Route::AdminAsset(name) => admin::dashboard::static_asset(&name, ctx.config.development),
         other => Err(misrouted(&other)),
     }
 }

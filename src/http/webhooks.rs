@@ -43,7 +43,7 @@ pub async fn verified(req: &mut Request, ctx: &Ctx) -> ApiResult<VerifiedDeliver
 }
 
 pub async fn fal(req: &Request, ctx: &Ctx, delivery: VerifiedDelivery) -> ApiResult<Response> {
-    let report = parse_report(&delivery.body).map_err(|message| ApiError::bad_request("malformed_json", message))?;
+    let report = parse_report(&delivery.body, ctx.fal.settings().result_urls).map_err(|message| ApiError::bad_request("malformed_json", message))?;
     if report.request_id != delivery.signed.request_id {
         return Err(ApiError::bad_request("request_id_mismatch", "the body and the signature name different requests"));
     }

@@ -5,6 +5,7 @@ use super::protocol::{
     AdmitRequest, Decision, JobCreate, JobFinish, JobFinished, JobGet, JobProgress, JobSubscribe, LoginReply, LoginRequest, SettleRequest,
     ShopperErase, SyncRequest, FOLLOW_HEADER,
 };
+use super::login::{LoginCall, LoginVerdict};
 use super::snapshot::ClientSnapshot;
 use crate::domain::ids::ClientId;
 use crate::error::{ApiError, ApiResult};
@@ -89,7 +90,17 @@ impl LoginLimiter {
         Self { namespace }
     }
 
-    pub async fn login(&self, scope: &str, request: &LoginRequest) -> ApiResult<LoginReply> {
+    /// Takes or gives back an attempt. An object still running the release
+    /// before this protocol cannot read it and answers with an error; the
+    /// caller then falls back to `legacy`.
+    pub async fn attempt(&self, scope: &str, call_: &LoginCall) -> ApiResult<LoginVerdict> {
+        call(&self.namespace, scope, "/attempt", call_).await
+    }
+
+    /// The previous release's check-then-record protocol, for the minutes
+    /// (or the canary) during which an object runs the previous release.
+    /// Remove a release after the one that introduced `/attempt`.
+    pub async fn legacy(&self, scope: &str, request: &LoginRequest) -> ApiResult<LoginReply> {
         call(&self.namespace, scope, "/login", request).await
     }
 }

@@ -34,7 +34,18 @@ pub const RATE_LIMITER: &[&[&str]] = &[&[
 ]];
 
 /// The `LoginThrottle` objects (one per source, one for all sources).
-pub const LOGIN_THROTTLE: &[&[&str]] = &[&["CREATE TABLE IF NOT EXISTS login_failures (at_ms INTEGER NOT NULL)"]];
+/// Step 2: attempts are taken (with an id, so a success can give its own
+/// back) rather than failures recorded after the fact; the global object
+/// keeps when the next attempt from a source that failed may come.
+pub const LOGIN_THROTTLE: &[&[&str]] = &[
+    &["CREATE TABLE IF NOT EXISTS login_failures (at_ms INTEGER NOT NULL)"],
+    &[
+        "CREATE TABLE IF NOT EXISTS login_attempts (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
+        "INSERT OR IGNORE INTO login_attempts (id, at_ms) SELECT 'failure-' || rowid, at_ms FROM login_failures",
+        "DROP TABLE login_failures",
+        "CREATE TABLE IF NOT EXISTS login_spacing (id INTEGER PRIMARY KEY CHECK (id = 1), next_ms INTEGER NOT NULL)",
+    ],
+];
 
 #[derive(serde::Deserialize)]
 struct Version {

@@ -314,9 +314,10 @@ async fn admins_export_monthly_usage_as_json_and_csv() {
     let csv = admin.get(&format!("/admin/usage?month={month}")).header("accept", "text/csv").send().await;
     assert_eq!(csv.status, 200);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
-    assert!(csv.text.starts_with("month,client_id,name,email,successful_generations,failed_generations,usage_limit\r\n"));
+    // Every cell quoted, so spreadsheets that split on `;` keep the columns.
+    assert!(csv.text.starts_with("\"month\",\"client_id\",\"name\",\"email\",\"successful_generations\",\"failed_generations\",\"usage_limit\"\r\n"));
     let quoted = name.replace('"', "\"\"");
-    assert!(csv.text.contains(&format!("{month},{},\"{quoted}\",,1,1,5000\r\n", client.id)), "{}", csv.text);
+    assert!(csv.text.contains(&format!("\"{month}\",\"{}\",\"{quoted}\",\"\",\"1\",\"1\",\"5000\"\r\n", client.id)), "{}", csv.text);
     let same = admin.get(&format!("/admin/usage?month={month}&format=csv")).send().await;
     assert!(same.text.contains(&client.id));
 

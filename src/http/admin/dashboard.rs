@@ -16,28 +16,33 @@ const PAGE: &str = include_str!("../../../assets/admin/index.html");
 const SCRIPT: &str = include_str!("../../../assets/admin/app.js");
 const STYLE: &str = include_str!("../../../assets/admin/app.css");
 
-/// Only our own script and styles run; result thumbnails may come from FAL's
-/// CDN (https) or, in development, the emulator on loopback.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https: http://127.0.0.1:* http://localhost:*; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-pub fn page() -> ApiResult<Response> {
-    asset(PAGE, "text/html; charset=utf-8", "no-store")
+/// Only our own script and styles run; result thumbnails come from FAL's CDN
+/// (https) or data URIs. Plain http on loopback (the local emulator) is
+/// allowed only in development: a deployed page must not load from, or leak
+/// its referrer to, whatever listens on the admin's own machine.
+pub fn csp(development: bool) -> String {
+    let loopback = if development { " http://127.0.0.1:* http://localhost:*" } else { "" };
+    format!("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:{loopback}; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 }
 
-pub fn static_asset(name: &str) -> ApiResult<Response> {
+pub fn page(development: bool) -> ApiResult<Response> {
+    asset(PAGE, "text/html; charset=utf-8", "no-store", development)
+}
+
+pub fn static_asset(name: &str, development: bool) -> ApiResult<Response> {
     match name {
-        "app.js" => asset(SCRIPT, "text/javascript; charset=utf-8", "no-cache"),
-        "app.css" => asset(STYLE, "text/css; charset=utf-8", "no-cache"),
+        "app.js" => asset(SCRIPT, "text/javascript; charset=utf-8", "no-cache", development),
+        "app.css" => asset(STYLE, "text/css; charset=utf-8", "no-cache", development),
         _ => Err(ApiError::not_found("no such asset")),
     }
 }
 
-fn asset(body: &str, content_type: &str, cache: &str) -> ApiResult<Response> {
+fn asset(body: &str, content_type: &str, cache: &str, development: bool) -> ApiResult<Response> {
     let mut response = Response::from_bytes(body.as_bytes().to_vec())?;
     let headers = response.headers_mut();
     headers.set("content-type", content_type)?;
     headers.set("cache-control", cache)?;
-    headers.set("content-security-policy", CSP)?;
+    headers.set("content-security-policy", &csp(development))?;
     headers.set("x-frame-options", "DENY")?;
     headers.set("referrer-policy", "no-referrer")?;
     Ok(response)
@@ -81,4 +86,15 @@ pub async fn client_stats(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &
             "duration_ms": stats.durations,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csp;
+
+    #[test]
+    fn the_deployed_policy_allows_no_loopback_origin() {
+        assert!(!csp(false).contains("127.0.0.1") && !csp(false).contains("localhost") && !csp(false).contains("http:"));
+        assert!(csp(true).contains("http://127.0.0.1:*"));
+    }
 }

@@ -41,12 +41,20 @@ pub struct Call<'a> {
     method: Method,
     path: String,
     headers: Vec<(String, String)>,
+    raw_headers: Vec<(String, Vec<u8>)>,
     body: Option<Vec<u8>>,
 }
 
 impl<'a> Call<'a> {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A header whose value is raw bytes (not necessarily ASCII), as an
+    /// attacker could send it.
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.raw_headers.push((name.into(), value.to_vec()));
         self
     }
 
@@ -64,6 +72,9 @@ impl<'a> Call<'a> {
         let mut req = self.api.http.request(self.method, format!("{}{}", self.api.base, self.path));
         for (k, v) in &self.headers {
             req = req.header(k, v);
+        }
+        for (k, v) in &self.raw_headers {
+            req = req.header(k, reqwest::header::HeaderValue::from_bytes(v).expect("a header value"));
         }
         if let Some(body) = self.body {
             req = req.body(body);
@@ -99,7 +110,7 @@ impl Api {
     }
 
     pub fn call(&self, method: Method, path: &str) -> Call<'_> {
-        Call { api: self, method, path: path.to_string(), headers: Vec::new(), body: None }
+        Call { api: self, method, path: path.to_string(), headers: Vec::new(), raw_headers: Vec::new(), body: None }
     }
 
     pub fn get(&self, path: &str) -> Call<'_> {

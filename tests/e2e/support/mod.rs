@@ -6,6 +6,7 @@ pub mod fal_webhooks;
 pub mod jwks;
 pub mod keys;
 pub mod metrics_sink;
+pub mod raw_http;
 pub mod receiver;
 pub mod restart_scenario;
 pub mod stack;

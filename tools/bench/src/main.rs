@@ -9,6 +9,7 @@
 
 mod load;
 mod seed;
+mod soak;
 
 use load::{MakeReq, Req, Stats};
 use serde_json::{json, Value};
@@ -66,6 +67,12 @@ async fn main() {
         });
         let stats = load::run(&reqwest::Client::new(), &base, make, CONNECTIONS, Duration::from_secs(5)).await;
         println!("{}", serde_json::to_string(&stats).unwrap());
+        return;
+    }
+    // `bench soak [--seconds N]`: mixed traffic for N seconds (default 300); see soak.rs.
+    if args.get(1).map(String::as_str) == Some("soak") {
+        let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(300);
+        soak::run(&root(), seconds).await;
         return;
     }
     // `bench seed STATE CLIENTS GENERATIONS DAYS`: fill a local D1 (the worker must be stopped).

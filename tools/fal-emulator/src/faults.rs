@@ -52,6 +52,16 @@ pub enum FaultMode {
     /// Queue: the request waits `delay_ms` IN_QUEUE before
     /// running, so a client can watch it move from queued to running.
     SlowQueue,
+    /// Sync: a 200 whose JSON is `delay_ms` bytes (3 MiB when 0), padded in
+    /// `description`: larger than any real answer, so a size cap must refuse it.
+    HugeAnswer,
+    /// Sync: a 307 to `/_emulator/key-sink`, which records whether the
+    /// redirected request still carried the FAL key.
+    Redirect,
+    /// Queue: the submission's status, response and cancel URLs point at
+    /// another origin (`localhost` instead of `127.0.0.1`, same server), as a
+    /// compromised or spoofed answer could.
+    ForeignQueueUrls,
 }
 
 impl FaultMode {
@@ -85,7 +95,7 @@ impl Fault {
     pub fn wait_ms(&self) -> u64 {
         match self.mode {
             // Its number is a size, or a time spent queued (queue only).
-            FaultMode::HugeResult | FaultMode::SlowQueue => 0,
+            FaultMode::HugeResult | FaultMode::HugeAnswer | FaultMode::SlowQueue => 0,
             _ => self.delay_ms,
         }
     }

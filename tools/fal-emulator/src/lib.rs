@@ -202,10 +202,24 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/files/{name}", get(files::serve))
         .route("/_emulator/faults", post(add_fault).delete(clear_faults))
         .route("/_emulator/requests", get(list_requests))
+        .route("/_emulator/key-sink", axum::routing::any(key_sink))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/queue/{*path}", axum::routing::any(queue::route))
         .route("/{*model_id}", post(sync::run))
         .with_state(state)
+}
+
+/// Where the `Redirect` fault points: records what arrived (with or without
+/// the key), so a test can tell whether a client followed with its key.
+async fn key_sink(State(state): State<Arc<AppState>>, method: axum::http::Method, headers: HeaderMap) -> StatusCode {
+    state.record(RecordedRequest {
+        method: method.to_string(),
+        path: "/_emulator/key-sink".into(),
+        authorized: sync::is_authorized(&state, &headers),
+        body: Value::Null,
+        lifecycle: None,
+    });
+    StatusCode::OK
 }
 
 pub fn fal_error(status: StatusCode, detail: Value) -> Response {

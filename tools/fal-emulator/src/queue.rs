@@ -123,7 +123,12 @@ async fn submit(state: Arc<AppState>, model_id: String, query: SubmitQuery, head
     let drops_stream = faults.iter().any(|f| f.mode == FaultMode::StreamDrop);
     let queued = QueuedRequest { app: app.clone(), phase: Phase::InQueue, input: text, drops_stream };
     state.queue.lock().unwrap().insert(request_id.clone(), queued);
-    let base = format!("{}/queue/{app}/requests/{request_id}", state.base_url);
+    let origin = if faults.iter().any(|f| f.mode == FaultMode::ForeignQueueUrls) {
+        state.base_url.replace("127.0.0.1", "localhost")
+    } else {
+        state.base_url.clone()
+    };
+    let base = format!("{origin}/queue/{app}/requests/{request_id}");
     tokio::spawn(run(state.clone(), model_id, request_id.clone(), input, query.fal_webhook, faults));
     (
         StatusCode::OK,

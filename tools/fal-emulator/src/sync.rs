@@ -63,10 +63,14 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
                 return StatusCode::GATEWAY_TIMEOUT.into_response();
             }
             FaultMode::Malformed => return (StatusCode::OK, "{\"images\": [{\"url\": ").into_response(),
+            FaultMode::Redirect => {
+                let location = format!("{}/_emulator/key-sink", state.base_url);
+                return (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, location)]).into_response();
+            }
             // No answer, so no need to run the model first.
             FaultMode::CloseWithoutAnswer => return severed::close_without_answer(),
             // Applied below, to the output once there is one.
-            FaultMode::ResetMidBody | FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone => {}
+            FaultMode::ResetMidBody | FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone | FaultMode::HugeAnswer => {}
             // Handled above, or queue-only: the sync API answers normally.
             FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
             FaultMode::Slow
@@ -76,7 +80,8 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
             | FaultMode::WebhookBadSignature
             | FaultMode::ErrorAfterCompleted
             | FaultMode::StreamDrop
-            | FaultMode::SlowQueue => {}
+            | FaultMode::SlowQueue
+            | FaultMode::ForeignQueueUrls => {}
         }
     }
     let input: Value = match serde_json::from_str(&text) {
@@ -87,6 +92,10 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
         Ok(mut output) => {
             if let Some(fault) = &fault {
                 spoiled_results::spoil(&state, &mut output, fault.mode, fault.delay_ms);
+                if fault.mode == FaultMode::HugeAnswer {
+                    let size = if fault.delay_ms == 0 { 3 * 1024 * 1024 } else { fault.delay_ms as usize };
+                    output["description"] = Value::String("x".repeat(size));
+                }
             }
             output_answer(output, fault.map(|f| f.mode))
         }
