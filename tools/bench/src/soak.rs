@@ -233,16 +233,16 @@ async fn shop_step(http: &reqwest::Client, base: &str, client: &Client, body: &s
 /// Callers without a valid credential: forged well-formed keys, keys of a
 /// real client with a wrong secret, malformed and non-ASCII keys, none.
 async fn bad_credentials_step(http: &reqwest::Client, base: &str, victim: &str, body: &str, n: usize, tally: &Tally) {
-    use tryon_edge::domain::api_key::ApiKey;
+    use tryon_edge::domain::api_key::{ApiKey, KeyKind};
     use tryon_edge::domain::ids::ClientId;
     // SOAK_KNOWN_CLIENTS_ONLY=1 forges keys for real clients only, to tell
     // the cost of keys naming clients that do not exist (a limiter object
     // each) from the rest.
     let known_only = std::env::var("SOAK_KNOWN_CLIENTS_ONLY").as_deref() == Ok("1");
     let forged = match n % 2 {
-        0 if !known_only => ApiKey::generate(&ClientId::generate()).reveal().to_string(),
-        0 => ApiKey::generate(&ClientId::parse(victim).unwrap()).reveal().to_string(),
-        _ => ApiKey::generate(&ClientId::parse(victim).unwrap()).reveal().to_string(),
+        0 if !known_only => ApiKey::generate(&ClientId::generate(), KeyKind::Secret).reveal().to_string(),
+        0 => ApiKey::generate(&ClientId::parse(victim).unwrap(), KeyKind::Secret).reveal().to_string(),
+        _ => ApiKey::generate(&ClientId::parse(victim).unwrap(), KeyKind::Secret).reveal().to_string(),
     };
     let mut non_ascii = b"vto_aaaaaaaaaaaaaaa".to_vec();
     non_ascii.push(0xE9);
