@@ -17,12 +17,13 @@ async fn login_sets_a_strict_http_only_cookie() {
     let reply = api.post("/admin/login").json(&json!({ "password": ADMIN_PASSWORD })).send().await;
     assert_eq!(reply.status, 200);
     let cookie = reply.header("set-cookie").unwrap();
+    // `__Host-`: the browser keeps it only if Secure, Path=/ and no Domain.
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
     }
     assert!(!cookie.contains("authenticated"));
     // 256 random bits: 43 characters of base64url.
-    let token = cookie.split(';').next().unwrap().strip_prefix("vto_admin_session=").unwrap();
+    let token = cookie.split(';').next().unwrap().strip_prefix("__Host-vto_admin_session=").unwrap();
     assert_eq!(token.len(), 43);
     assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{token}");
 }

@@ -67,7 +67,7 @@ async fn loopback_urls_are_refused_unless_allowed_for_development() {
         .send()
         .await
         .assert_error(422, "invalid_webhook_url");
-    assert!(stack::emulator().requests_matching(&m).is_empty());
+    assert!(stack::production_like().emulator.requests_matching(&m).is_empty());
 }
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn fal_model_endpoints_overrides_a_models_endpoint() {
     let try_on = data_uri_try_on().await;
     let body = json!({ "model": "nano-banana-pro", "person_image_url": try_on["person_image_url"], "garment_image_urls": try_on["garment_image_urls"], "prompt": format!("Dress the person ({m})") });
     client.generate(&body).expect(200).await;
-    let seen = stack::emulator().requests_matching(&m);
+    let seen = stack::production_like().emulator.requests_matching(&m);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, format!("/{NANO_BANANA_OVERRIDE}"));
 }

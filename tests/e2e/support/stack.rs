@@ -96,7 +96,7 @@ pub fn emulator() -> &'static Emulator {
     EMULATOR.get_or_init(|| {
         trace("-", "test process started");
         off_runtime(|| {
-            let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0, compose: true };
+            let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0, compose: true, data_uri_results: false };
             runtime().block_on(Emulator::start(config, 0)).expect("the emulator starts")
         })
     })
@@ -167,6 +167,9 @@ pub fn shared() -> &'static Stack {
 /// A stack configured as production is, with the optional settings moved.
 pub struct ProductionLike {
     pub stack: Stack,
+    /// Its own FAL, answering with images inline (data URIs): this stack, as
+    /// a deployed one, refuses the shared emulator's loopback file URLs.
+    pub emulator: Emulator,
     /// Serves FAL's JWKS (`FAL_JWKS_URL`) and counts the worker's fetches.
     pub jwks: JwksServer,
     /// Our "public origin" (`PUBLIC_BASE_URL`): FAL's webhooks land here, so
@@ -189,7 +192,13 @@ pub fn production_like() -> &'static ProductionLike {
     STACK.get_or_init(|| {
         let jwks = JwksServer::start();
         let public_origin = block_on(Receiver::start(0));
+        let emulator = off_runtime(|| {
+            let config = EmulatorConfig { api_key: FAL_KEY.into(), latency_ms: 0, compose: true, data_uri_results: true };
+            runtime().block_on(Emulator::start(config, 0)).expect("the emulator starts")
+        });
         let options = StackOptions::default()
+            .var("FAL_BASE_URL", emulator.url())
+            .var("FAL_QUEUE_URL", format!("{}/queue", emulator.url()))
             .unset("TEST_CLOCK")
             .unset("WEBHOOK_SIGNING_KEY")
             .unset("ALLOW_LOOPBACK_IMAGE_URLS")
@@ -209,7 +218,7 @@ pub fn production_like() -> &'static ProductionLike {
         let base = stack.base.clone();
         let aging_job = block_on(async move { create_aging_job(&base).await });
         trace("production-like", "aging job finished");
-        ProductionLike { stack, jwks, public_origin, aging_job }
+        ProductionLike { stack, emulator, jwks, public_origin, aging_job }
     })
 }
 
@@ -297,7 +306,8 @@ fn start_blocking(options: StackOptions, emulator_url: String, metrics_url: Stri
     trace(&name, "start requested");
     let _slot = StartSlot::take();
     trace(&name, "start slot taken");
-    if options.state_dir.is_none() {
+    // A state folder that does not exist yet starts migrated, as a fresh one does.
+    if options.state_dir.is_none() || !state_dir.exists() {
         copy_dir(migrated_template(), &state_dir);
     }
     let logs = root().join("target/e2e-logs");

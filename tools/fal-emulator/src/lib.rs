@@ -42,11 +42,15 @@ pub struct EmulatorConfig {
     /// Compose the inputs into a new PNG (true), or answer with a stock image
     /// so a benchmark measures the worker, not the emulator's image code.
     pub compose: bool,
+    /// Answer with each produced image inline, as a `data:image/png` URI (as
+    /// FAL does in `sync_mode`), instead of a `/files/…` URL: for a worker
+    /// that, like a deployed one, refuses loopback result URLs.
+    pub data_uri_results: bool,
 }
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        Self { api_key: "emulator-key".into(), latency_ms: 0, compose: true }
+        Self { api_key: "emulator-key".into(), latency_ms: 0, compose: true, data_uri_results: false }
     }
 }
 
@@ -87,6 +91,10 @@ pub struct AppState {
 
 impl AppState {
     fn store_file(&self, png: Vec<u8>) -> String {
+        if self.config.data_uri_results {
+            use base64::Engine;
+            return format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(&png));
+        }
         let name = self.files.add(files::FileBody::Bytes(Bytes::from(png)));
         format!("{}/files/{name}", self.base_url)
     }
