@@ -170,6 +170,22 @@ try {
   const usage = await (await fetch(`${BASE_URL}/api/usage`, { headers: { "x-api-key": rotated } })).json();
   assert.equal(usage.limit, 7, "the monthly limit set in the form");
 
+  // The widget: no publishable key yet, then one, shown whole in the keys
+  // table and in a ready-to-paste embed snippet naming this API.
+  await page.getByTestId("no-publishable").waitFor();
+  await page.getByTestId("new-publishable").click();
+  const snippet = page.getByTestId("embed-snippet");
+  await snippet.waitFor();
+  const embed = (await snippet.textContent()).trim();
+  const publishable = embed.match(/^<script src="([^"]+)\/widget\.js" data-key="(vto_pk_[A-Za-z0-9_]+)" defer><\/script>/);
+  assert.ok(publishable, `the snippet is a script tag with the key: ${embed}`);
+  assert.equal(publishable[1], new URL(BASE_URL).origin, "the snippet loads the widget from this API");
+  assert.ok((await page.getByTestId("key-publishable").textContent()).includes(publishable[2]), "the publishable key is shown whole");
+  assert.equal((await fetch(`${BASE_URL}/widget.js`)).status, 200, "the snippet's script is served");
+  const asWidget = { "x-api-key": publishable[2], "x-tryon-shopper": "anon_dashboardtest0000000000" };
+  assert.equal((await fetch(`${BASE_URL}/api/usage`, { headers: asWidget })).status, 403, "a publishable key cannot read usage");
+  await shot("04b-widget");
+
   await page.getByTestId("nav-overview").click();
   await page.getByTestId("busiest").waitFor();
   // Other tests share the stack: at least our generation is counted today.
