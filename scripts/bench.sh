@@ -4,7 +4,9 @@
 # wrangler dev proxy) with the FAL emulator at zero latency, seeds 1,000
 # clients, measures every endpoint (16 connections, 10 s, twice), grows the
 # data to 100,000 clients and 1,000,000 generations, and measures again.
-# Prints tables; JSON goes to target/bench/. `scripts/bench.sh --quick` for a smoke run.
+# Prints tables; JSON goes to target/bench/. `scripts/bench.sh --quick` for a smoke run;
+# `scripts/bench.sh memory` measures peak wasm memory for the largest requests (README "Memory");
+# `scripts/bench.sh soak [--seconds N]` runs mixed traffic for a while.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"

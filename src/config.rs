@@ -65,8 +65,14 @@ pub struct Config {
 pub const DEFAULT_FAL_TIMEOUT_MS: u64 = 120_000;
 /// Bad API keys one source may present per minute before it gets 429s.
 pub const DEFAULT_BAD_CREDENTIALS_PER_MINUTE: u64 = 30;
-pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
-pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 8 * 1024 * 1024;
+/// A request with data-URI images is held about three times over in wasm
+/// memory (the body, the parsed request, FAL's body), and an isolate has 128
+/// MB for everything: at 6 MiB, four such requests at once take about 80 MiB
+/// of wasm memory (`scripts/bench.sh memory`; README "Memory"). Larger photos
+/// go as URLs.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// One data-URI image, decoded: a 12-megapixel phone JPEG fits.
+pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
 pub const DEFAULT_JOB_TTL_S: u64 = 3600;
 pub const DEFAULT_JOB_POLL_AFTER_MS: u64 = 20_000;

@@ -145,7 +145,7 @@ proptest! {
     ]) {
         if let Ok(request) = GenerationRequest::from_json(&body, &policy()) {
             prop_assert!(!request.garments.is_empty() && request.garments.len() <= request.model.max_garments());
-            let _ = tryon_edge::fal::models::fal_input(&request);
+            let _ = tryon_edge::fal::models::fal_body(&request);
         }
     }
 
@@ -158,7 +158,7 @@ proptest! {
         ("[a-z/]{0,12}", "[A-Za-z0-9+/=]{0,40}").prop_map(|(mime, b64)| format!("data:{mime};base64,{b64}")),
     ], loopback in any::<bool>()) {
         let policy = ImagePolicy { allow_loopback_http: loopback, max_data_uri_bytes: 64 };
-        if let Ok(image) = ImageRef::parse("f", &raw, &policy) {
+        if let Ok(image) = ImageRef::parse("f", raw.clone(), &policy) {
             let s = image.as_str();
             prop_assert!(s.starts_with("data:image/") || s.starts_with("https://") || (loopback && s.starts_with("http://")));
         }

@@ -138,11 +138,12 @@ impl GenerationRequest {
                 ),
             ));
         }
-        let person = ImageRef::parse("person_image_url", &raw.person_image_url, policy)?;
+        // The images move out of the parsed body, uncopied (they can be megabytes).
+        let person = ImageRef::parse("person_image_url", raw.person_image_url, policy)?;
         let garments = raw
             .garment_image_urls
             .kept
-            .iter()
+            .into_iter()
             .enumerate()
             .map(|(i, url)| ImageRef::parse(&format!("garment_image_urls[{i}]"), url, policy))
             .collect::<Result<Vec<_>, _>>()?;

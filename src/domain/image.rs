@@ -19,18 +19,21 @@ pub struct ImagePolicy {
 pub struct ImageRef(String);
 
 impl ImageRef {
-    pub fn parse(field: &str, raw: &str, policy: &ImagePolicy) -> Result<Self, InputError> {
-        let raw = raw.trim();
-        if raw.is_empty() {
+    /// Takes the string as parsed from the body: a data URI (megabytes) is
+    /// kept as it is, never copied.
+    pub fn parse(field: &str, raw: String, policy: &ImagePolicy) -> Result<Self, InputError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
             return Err(invalid(field, "must not be empty"));
         }
-        if let Some(rest) = raw.strip_prefix("data:") {
+        if let Some(rest) = trimmed.strip_prefix("data:") {
             check_data_uri(field, rest, policy)?;
-            return Ok(Self(raw.to_string()));
+            let kept = if trimmed.len() == raw.len() { raw } else { trimmed.to_string() };
+            return Ok(Self(kept));
         }
         // FAL gets the URL as we read it, not as sent: a lenient spelling
         // (`https:host/…`, odd case, IDN) cannot mean something else there.
-        check_url(field, raw, policy).map(Self)
+        check_url(field, trimmed, policy).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -76,7 +79,9 @@ fn check_data_uri(field: &str, rest: &str, policy: &ImagePolicy) -> Result<(), I
         "image/webp" => &[b"RIFF"],
         _ => return Err(invalid(field, "must be a PNG, JPEG or WebP image")),
     };
-    let decoded_len = payload.len() / 4 * 3;
+    // Exactly what it decodes to: the padding (`=`) stands for no bytes.
+    let padding = payload.bytes().rev().take(2).take_while(|&b| b == b'=').count();
+    let decoded_len = (payload.len() / 4 * 3).saturating_sub(padding);
     if decoded_len > policy.max_data_uri_bytes {
         return Err(InputError::invalid(
             "image_too_large",
@@ -121,39 +126,61 @@ mod tests {
 
     #[test]
     fn https_urls_are_accepted() {
-        assert!(ImageRef::parse("f", "https://cdn.shop.example/p.jpg?w=800", &policy(false)).is_ok());
+        assert!(ImageRef::parse("f", "https://cdn.shop.example/p.jpg?w=800".into(), &policy(false)).is_ok());
     }
 
     #[test]
     fn http_is_refused_unless_loopback_is_allowed() {
-        assert!(ImageRef::parse("f", "http://cdn.shop.example/p.jpg", &policy(true)).is_err());
-        assert!(ImageRef::parse("f", "http://127.0.0.1:9000/p.png", &policy(false)).is_err());
-        assert!(ImageRef::parse("f", "http://127.0.0.1:9000/p.png", &policy(true)).is_ok());
+        assert!(ImageRef::parse("f", "http://cdn.shop.example/p.jpg".into(), &policy(true)).is_err());
+        assert!(ImageRef::parse("f", "http://127.0.0.1:9000/p.png".into(), &policy(false)).is_err());
+        assert!(ImageRef::parse("f", "http://127.0.0.1:9000/p.png".into(), &policy(true)).is_ok());
     }
 
     #[test]
     fn other_schemes_credentials_and_garbage_are_refused() {
         for bad in ["ftp://x/p.png", "file:///etc/passwd", "not a url", "https://u:p@host/p.png", "javascript:alert(1)"] {
-            assert!(ImageRef::parse("f", bad, &policy(true)).is_err(), "{bad}");
+            assert!(ImageRef::parse("f", bad.into(), &policy(true)).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn data_uris_must_hold_the_image_type_they_claim() {
         let png = b"\x89PNG\r\n\x1a\n0000000000000000";
-        assert!(ImageRef::parse("f", &data_uri("image/png", png), &policy(false)).is_ok());
-        assert!(ImageRef::parse("f", &data_uri("image/jpeg", png), &policy(false)).is_err());
-        assert!(ImageRef::parse("f", &data_uri("image/gif", b"GIF89a"), &policy(false)).is_err());
+        assert!(ImageRef::parse("f", data_uri("image/png", png), &policy(false)).is_ok());
+        assert!(ImageRef::parse("f", data_uri("image/jpeg", png), &policy(false)).is_err());
+        assert!(ImageRef::parse("f", data_uri("image/gif", b"GIF89a"), &policy(false)).is_err());
         let webp = b"RIFF\x00\x00\x00\x00WEBPVP8 ";
-        assert!(ImageRef::parse("f", &data_uri("image/webp", webp), &policy(false)).is_ok());
-        assert!(ImageRef::parse("f", "data:image/png;base64,@@@@", &policy(false)).is_err());
-        assert!(ImageRef::parse("f", "data:image/png,rawbytes", &policy(false)).is_err());
+        assert!(ImageRef::parse("f", data_uri("image/webp", webp), &policy(false)).is_ok());
+        assert!(ImageRef::parse("f", "data:image/png;base64,@@@@".into(), &policy(false)).is_err());
+        assert!(ImageRef::parse("f", "data:image/png,rawbytes".into(), &policy(false)).is_err());
     }
 
     #[test]
     fn oversized_data_uris_have_their_own_code() {
         let big = vec![0u8; 2000];
-        let err = ImageRef::parse("f", &data_uri("image/png", &big), &policy(false)).unwrap_err();
+        let err = ImageRef::parse("f", data_uri("image/png", &big), &policy(false)).unwrap_err();
         assert_eq!(code(err), "image_too_large");
+    }
+
+    /// The cap is on the decoded bytes, padding not counted: with a cap of
+    /// 1,024 bytes (`policy`), 1,024 pass whatever their padding, 1,025 do not.
+    #[test]
+    fn the_data_uri_cap_counts_decoded_bytes_exactly() {
+        let png = |len: usize| {
+            let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+            bytes.resize(len, 0);
+            data_uri("image/png", &bytes)
+        };
+        for len in [1022, 1023, 1024] {
+            assert!(ImageRef::parse("f", png(len), &policy(false)).is_ok(), "{len} bytes");
+        }
+        assert_eq!(code(ImageRef::parse("f", png(1025), &policy(false)).unwrap_err()), "image_too_large");
+    }
+
+    #[test]
+    fn surrounding_spaces_are_trimmed_from_data_uris_too() {
+        let png = data_uri("image/png", b"\x89PNG\r\n\x1a\n0000");
+        let image = ImageRef::parse("f", format!("  {png}\n"), &policy(false)).unwrap();
+        assert_eq!(image.as_str(), png);
     }
 }

@@ -2,7 +2,7 @@
 //! and the public JWKS. Each is bounded by a timeout (see `outbound`), so a
 //! hanging FAL becomes a 504 for the shopper, never a request that never ends.
 
-use super::models::{failure, fal_input, interpret_response, parse_queue_status, parse_submission, queue_position_of, FalFailure, FalOutput, ModelRegistry, QueueStatus, ResultUrls};
+use super::models::{failure, fal_body, interpret_response, parse_queue_status, parse_submission, queue_position_of, FalFailure, FalOutput, ModelRegistry, QueueStatus, ResultUrls};
 use crate::domain::generation::GenerationRequest;
 use crate::domain::job::FalQueueRefs;
 use crate::outbound::{self, Bounds, OutboundError};
@@ -57,7 +57,7 @@ impl Fal {
         let started = Date::now().as_millis();
         let url = format!("{}/{}", self.settings.base_url, self.settings.models.endpoint(request.model));
         let result = self
-            .send_producing(&url, &fal_input(request), self.settings.timeout_ms)
+            .send_producing(&url, fal_body(request), self.settings.timeout_ms)
             .await
             .and_then(|(status, body)| interpret_response(status, &body, self.settings.result_urls));
         FalCall { result, duration_ms: Date::now().as_millis().saturating_sub(started) }
@@ -71,7 +71,7 @@ impl Fal {
         let mut url = url::Url::parse(&format!("{}/{}", self.settings.queue_url, endpoint))
             .map_err(|e| FalFailure::Network { reason: format!("bad queue URL: {e}") })?;
         url.query_pairs_mut().append_pair("fal_webhook", webhook_url);
-        let (status, body) = self.send_producing(url.as_str(), &fal_input(request), QUEUE_TIMEOUT_MS).await?;
+        let (status, body) = self.send_producing(url.as_str(), fal_body(request), QUEUE_TIMEOUT_MS).await?;
         match status {
             200..=299 => Ok((parse_submission(&body, &self.settings.queue_url)?, queue_position_of(&body))),
             _ => Err(failure(status, &body)),
@@ -121,13 +121,13 @@ impl Fal {
         }
     }
 
-    async fn send(&self, method: Method, url: &str, body: Option<&serde_json::Value>, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
+    async fn send(&self, method: Method, url: &str, body: Option<String>, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
         let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
         exchange(method, url, Some(key.expose()), body, &[], keyed(timeout_ms)).await
     }
 
     /// A POST that runs a model: it carries our lifecycle preference for the files it produces.
-    async fn send_producing(&self, url: &str, body: &serde_json::Value, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
+    async fn send_producing(&self, url: &str, body: String, timeout_ms: u64) -> Result<(u16, String), FalFailure> {
         let key = self.settings.key.as_ref().ok_or(FalFailure::Unauthorized { status: 0 })?;
         let lifecycle = lifecycle_preference(self.settings.output_expiration_s);
         exchange(Method::Post, url, Some(key.expose()), Some(body), &[(LIFECYCLE_HEADER, &lifecycle)], keyed(timeout_ms)).await
@@ -166,7 +166,7 @@ async fn exchange(
     method: Method,
     url: &str,
     key: Option<&str>,
-    body: Option<&serde_json::Value>,
+    body: Option<String>,
     extra: &[(&str, &str)],
     bounds: Bounds,
 ) -> Result<(u16, String), FalFailure> {
@@ -179,7 +179,7 @@ async fn exchange(
     if body.is_some() {
         headers.push(("content-type", "application/json"));
     }
-    outbound::send(method, url, &headers, body.map(|b| b.to_string()), bounds).await.map_err(|e| match e {
+    outbound::send(method, url, &headers, body, bounds).await.map_err(|e| match e {
         OutboundError::Timeout { after_ms } => FalFailure::Timeout { after_ms },
         OutboundError::Network(reason) => FalFailure::Network { reason },
         OutboundError::TooLarge { limit_bytes, .. } => too_large(limit_bytes),

@@ -3,7 +3,7 @@
 
 use crate::domain::generation::{GenerationRequest, Model, ModelOptions};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub const DEFAULT_TRY_ON_PROMPT: &str = "Dress the person in the first image in the garment(s) shown in the other image(s). \
 Keep the person's face, hair, body shape, skin tone, pose and the background exactly as they are. \
@@ -58,30 +58,56 @@ impl ModelRegistry {
     }
 }
 
-/// The JSON body FAL expects for this request.
-pub fn fal_input(req: &GenerationRequest) -> Value {
+/// The JSON body FAL expects for this request. It borrows the request's
+/// images: a data URI can be megabytes, and serialising from borrows makes
+/// the body the only copy (wasm memory never shrinks; see README "Memory").
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum FalInput<'a> {
+    VirtualTryOn { person_image_url: &'a str, clothing_image_url: Option<&'a str>, preserve_pose: bool },
+    NanoBananaPro {
+        prompt: &'a str,
+        image_urls: Vec<&'a str>,
+        num_images: u8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aspect_ratio: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resolution: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_format: Option<&'a str>,
+    },
+}
+
+pub fn fal_input(req: &GenerationRequest) -> FalInput<'_> {
     match &req.options {
-        ModelOptions::VirtualTryOn { preserve_pose } => json!({
-            "person_image_url": req.person.as_str(),
-            "clothing_image_url": req.garments.first().map(|g| g.as_str()),
-            "preserve_pose": preserve_pose,
-        }),
-        ModelOptions::NanoBananaPro { prompt, aspect_ratio, resolution, output_format } => {
-            let image_urls: Vec<&str> =
-                std::iter::once(&req.person).chain(&req.garments).map(|i| i.as_str()).collect();
-            let mut input = json!({
-                "prompt": prompt.as_deref().unwrap_or(DEFAULT_TRY_ON_PROMPT),
-                "image_urls": image_urls,
-                "num_images": 1,
-            });
-            for (key, value) in [("aspect_ratio", aspect_ratio), ("resolution", resolution), ("output_format", output_format)] {
-                if let Some(v) = value {
-                    input[key] = json!(v);
-                }
-            }
-            input
-        }
+        ModelOptions::VirtualTryOn { preserve_pose } => FalInput::VirtualTryOn {
+            person_image_url: req.person.as_str(),
+            clothing_image_url: req.garments.first().map(|g| g.as_str()),
+            preserve_pose: *preserve_pose,
+        },
+        ModelOptions::NanoBananaPro { prompt, aspect_ratio, resolution, output_format } => FalInput::NanoBananaPro {
+            prompt: prompt.as_deref().unwrap_or(DEFAULT_TRY_ON_PROMPT),
+            image_urls: std::iter::once(&req.person).chain(&req.garments).map(|i| i.as_str()).collect(),
+            num_images: 1,
+            aspect_ratio: aspect_ratio.as_deref(),
+            resolution: resolution.as_deref(),
+            output_format: output_format.as_deref(),
+        },
     }
+}
+
+/// The request body for FAL, serialised once into a buffer sized up front:
+/// grown by doubling instead, a 25 MiB body would pass through a 32 MiB
+/// buffer with the 16 MiB one still held while it is copied.
+pub fn fal_body(req: &GenerationRequest) -> String {
+    let images: usize = std::iter::once(&req.person).chain(&req.garments).map(|i| i.as_str().len() + 4).sum();
+    let mut out = Vec::with_capacity(images + 1024);
+    // Serialising borrowed strings and plain fields into memory cannot fail,
+    // and serde_json writes UTF-8.
+    if serde_json::to_writer(&mut out, &fal_input(req)).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -286,6 +312,7 @@ pub fn error_reason(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::domain::image::ImagePolicy;
+    use serde_json::json;
 
     fn request(v: Value) -> GenerationRequest {
         let policy = ImagePolicy { allow_loopback_http: false, max_data_uri_bytes: 1 << 20 };
@@ -295,14 +322,15 @@ mod tests {
     #[test]
     fn try_on_input_uses_fal_field_names() {
         let r = request(json!({"model":"fal-virtual-try-on","person_image_url":"https://a/p.jpg","garment_image_urls":["https://a/g.jpg"],"preserve_pose":false}));
-        assert_eq!(fal_input(&r), json!({"person_image_url":"https://a/p.jpg","clothing_image_url":"https://a/g.jpg","preserve_pose":false}));
+        let body: Value = serde_json::from_str(&fal_body(&r)).unwrap();
+        assert_eq!(body, json!({"person_image_url":"https://a/p.jpg","clothing_image_url":"https://a/g.jpg","preserve_pose":false}));
         assert_eq!(ModelRegistry::default().endpoint(r.model), "fal-ai/image-apps-v2/virtual-try-on");
     }
 
     #[test]
     fn nano_banana_input_puts_the_person_first_and_defaults_the_prompt() {
         let r = request(json!({"model":"nano-banana-pro","person_image_url":"https://a/p.jpg","garment_image_urls":["https://a/g1.jpg","https://a/g2.jpg"],"resolution":"2K"}));
-        let input = fal_input(&r);
+        let input: Value = serde_json::from_str(&fal_body(&r)).unwrap();
         assert_eq!(input["image_urls"], json!(["https://a/p.jpg","https://a/g1.jpg","https://a/g2.jpg"]));
         assert_eq!(input["num_images"], 1);
         assert_eq!(input["prompt"], DEFAULT_TRY_ON_PROMPT);

@@ -28,11 +28,14 @@ impl GenerationInput {
     pub async fn read(req: &mut Request, ctx: &Ctx, id_prefix: &str, shopper: Option<&ShopperId>) -> ApiResult<Self> {
         let started = Date::now().as_millis();
         let body = read_json_body(req, ctx.config.max_body_bytes).await?;
+        let claim = idempotency::claim(req, &body)?;
         let mut request = GenerationRequest::from_json(&body, &ctx.config.image_policy)?;
+        // The raw body goes as soon as it is parsed: holding it beside the
+        // request would double what a large request takes (README "Memory").
+        drop(body);
         if let Some(shopper) = shopper {
             request = request.for_shopper(shopper)?;
         }
-        let claim = idempotency::claim(req, &body)?;
         Ok(Self { request, claim, id: new_id(id_prefix), started })
     }
 

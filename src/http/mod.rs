@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod cors;
+pub mod diagnostics;
 pub mod deliveries;
 pub mod generate;
 pub mod generations;
@@ -67,6 +68,11 @@ pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     }
     if let (true, false, Some(origin)) = (is_api, origin_refused, origin.as_deref()) {
         cors::allow(headers, origin);
+    }
+    if ctx.config.development {
+        if let Some(bytes) = diagnostics::wasm_memory_bytes() {
+            let _ = headers.set(diagnostics::WASM_MEMORY_HEADER, &bytes.to_string());
+        }
     }
     response
 }

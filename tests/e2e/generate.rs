@@ -101,31 +101,25 @@ fn png_data_uri(bytes: usize) -> String {
     format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
-const MIB: usize = 1024 * 1024;
+/// The default caps (4 MiB per data-URI image, 6 MiB per body: README "Memory").
+const MAX_DATA_URI: usize = tryon_edge::config::DEFAULT_MAX_DATA_URI_BYTES;
+const MAX_BODY: usize = tryon_edge::config::DEFAULT_MAX_BODY_BYTES;
 
 #[tokio::test]
-async fn a_data_uri_may_decode_to_just_under_8_mib_and_not_one_byte_more() {
+async fn a_data_uri_may_decode_to_exactly_the_cap_whatever_its_padding_and_not_one_byte_more() {
     let client = new_client().await;
     let m = marker();
     let with_person = |uri: String| json!({ "model": "fal-virtual-try-on", "person_image_url": uri, "garment_image_urls": [garment_url(&m)] });
-    // 8 MiB − 2 bytes: a whole number of base64 blocks, no padding.
-    let inside = client.generate(&with_person(png_data_uri(8 * MIB - 2))).send().await;
-    assert_ne!(inside.body["error"]["code"], "image_too_large", "{}", &inside.text[..inside.text.len().min(300)]);
-    client.generate(&with_person(png_data_uri(8 * MIB + 1))).send().await.assert_error(422, "image_too_large");
+    // The last base64 block of each carries two, one and no padding bytes.
+    for size in [MAX_DATA_URI - 2, MAX_DATA_URI - 1, MAX_DATA_URI] {
+        let inside = client.generate(&with_person(png_data_uri(size))).send().await;
+        assert_ne!(inside.body["error"]["code"], "image_too_large", "{size}: {}", &inside.text[..inside.text.len().min(300)]);
+    }
+    client.generate(&with_person(png_data_uri(MAX_DATA_URI + 1))).send().await.assert_error(422, "image_too_large");
 }
 
 #[tokio::test]
-#[ignore = "needs src/domain/image.rs to count base64 padding: exactly 8 MiB is refused today (see tests/README.md)"]
-async fn a_data_uri_of_exactly_8_mib_is_accepted() {
-    let client = new_client().await;
-    let m = marker();
-    let body = json!({ "model": "fal-virtual-try-on", "person_image_url": png_data_uri(8 * MIB), "garment_image_urls": [garment_url(&m)] });
-    let reply = client.generate(&body).send().await;
-    assert_ne!(reply.body["error"]["code"], "image_too_large");
-}
-
-#[tokio::test]
-async fn a_body_may_be_25_mib_and_not_one_byte_more() {
+async fn a_body_may_be_as_large_as_the_cap_and_not_one_byte_more() {
     let client = new_client().await;
     let body = |len: usize| {
         let head = "{\"model\":\"";
@@ -133,10 +127,10 @@ async fn a_body_may_be_25_mib_and_not_one_byte_more() {
         format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
     };
     // Read and parsed (then refused for its content, not its size)...
-    let at_the_cap = client.post("/api/images/generate").raw("application/json", body(25 * MIB)).send().await;
+    let at_the_cap = client.post("/api/images/generate").raw("application/json", body(MAX_BODY)).send().await;
     assert_eq!(at_the_cap.status, 422, "{}", &at_the_cap.text[..at_the_cap.text.len().min(300)]);
     // ...one byte more is refused for its size.
-    client.post("/api/images/generate").raw("application/json", body(25 * MIB + 1)).send().await.assert_error(413, "payload_too_large");
+    client.post("/api/images/generate").raw("application/json", body(MAX_BODY + 1)).send().await.assert_error(413, "payload_too_large");
 }
 
 #[tokio::test]

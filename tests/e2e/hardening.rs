@@ -45,10 +45,11 @@ async fn chunked_bodies_are_cut_off_at_the_cap_before_authentication() {
     let key = forged_key();
     let json_headers = [("content-type", "application/json"), ("x-api-key", key.as_str())];
     // (path, headers, the route's cap): the generation cap is MAX_BODY_BYTES
-    // (25 MiB by default), login's 4 KiB, the webhook's 5 MiB.
+    // (6 MiB by default), login's 4 KiB, the webhook's 5 MiB.
+    let max_body = tryon_edge::config::DEFAULT_MAX_BODY_BYTES;
     let cases: [(&str, &[(&str, &str)], usize); 4] = [
-        ("/api/images/generate", &json_headers, 25 * MIB),
-        ("/api/jobs", &json_headers, 25 * MIB),
+        ("/api/images/generate", &json_headers, max_body),
+        ("/api/jobs", &json_headers, max_body),
         ("/admin/login", &[("content-type", "application/json")], 4096),
         ("/api/webhooks/fal?job=job_aaaaaaaaaaaaaaaaaaaa", &[("content-type", "application/json")], 5 * MIB),
     ];

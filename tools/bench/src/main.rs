@@ -8,6 +8,7 @@
 //! dashboard's aggregate calls. Prints tables and writes JSON to target/bench/.
 
 mod load;
+mod memory;
 mod seed;
 mod soak;
 
@@ -73,6 +74,11 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("soak") {
         let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(300);
         soak::run(&root(), seconds).await;
+        return;
+    }
+    // `bench memory`: peak wasm memory for the largest requests the caps admit; see memory.rs.
+    if args.get(1).map(String::as_str) == Some("memory") {
+        memory::run(&root()).await;
         return;
     }
     // `bench seed STATE CLIENTS GENERATIONS DAYS`: fill a local D1 (the worker must be stopped).
@@ -207,10 +213,15 @@ fn migrate(root: &Path, state: &Path) {
 
 /// The FAL emulator with no added latency and no image work.
 async fn start_emulator(root: &Path) -> (Killed, String) {
+    start_emulator_with_latency(root, 0).await
+}
+
+/// The emulator, adding `latency_ms` to every model call (as inference would).
+async fn start_emulator_with_latency(root: &Path, latency_ms: u64) -> (Killed, String) {
     let fal_port = free_port();
     let emulator = Killed(
         Command::new(root.join("target/release/fal-emulator"))
-            .args(["--port", &fal_port.to_string(), "--api-key", FAL_KEY, "--latency-ms", "0", "--compose", "false"])
+            .args(["--port", &fal_port.to_string(), "--api-key", FAL_KEY, "--latency-ms", &latency_ms.to_string(), "--compose", "false"])
             .stdout(Stdio::null())
             .spawn()
             .expect("the FAL emulator starts (scripts/bench.sh builds it)"),

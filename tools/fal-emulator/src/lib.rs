@@ -214,6 +214,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/queue/{*path}", axum::routing::any(queue::route))
         .route("/{*model_id}", post(sync::run))
+        // FAL takes images inline as data URIs; axum's 2 MB default would
+        // refuse the largest requests the worker admits.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(state)
 }
 
