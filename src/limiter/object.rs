@@ -493,7 +493,7 @@ impl RateLimiter {
             return Ok(());
         };
         let db = crate::bindings::database(&self.env)?;
-        let limits = store::clients::limits_of(&db, &client, now).await.map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
+        let limits = store::clients::limits_for_object(&db, &client, now).await.map_err(|e| worker::Error::RustError(format!("{e:?}")))?;
         if cold && limits.row.is_none() && self.cache.borrow().is_none() {
             let missing = ClientSnapshot::missing(client.as_str(), now);
             *self.cache.borrow_mut() = Some(LimiterState { snapshot: Some(missing), ..LimiterState::default() });

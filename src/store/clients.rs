@@ -45,6 +45,10 @@ pub struct ClientRow {
     /// The first failed callback attempt since the last success.
     #[serde(default)]
     pub callbacks_failing_since: Option<u64>,
+    /// When the client's limiter object came to exist (its first API
+    /// request); `None`: not yet, so nothing is pushed to it.
+    #[serde(default)]
+    pub limiter_created_at: Option<u64>,
 }
 
 impl ClientRow {
@@ -76,7 +80,7 @@ pub struct KeyRow {
     pub revoked_at: Option<u64>,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit, retention_days, deleted_at, webhook_events, callbacks_paused_at, callbacks_failing_since";
+const CLIENT_COLUMNS: &str = "id, name, email, active, usage_limit, rate_limit_per_minute, rate_limit_burst, max_concurrent, allowed_origins, webhook_url, webhook_secret_version, created_at, updated_at, snapshot_version, widget_rate_limit_per_minute, shopper_rate_limit_per_minute, shopper_daily_limit, retention_days, deleted_at, webhook_events, callbacks_paused_at, callbacks_failing_since, limiter_created_at";
 const KEY_COLUMNS: &str = "id, client_id, kind, prefix, publishable_key, created_at, expires_at, revoked_at";
 
 fn insert_key(db: &D1Database, key_id: &str, key: &ApiKey, now: u64) -> ApiResult<D1PreparedStatement> {
@@ -290,25 +294,45 @@ struct MonthUsage {
 
 /// Reads `ClientLimits` in one round trip.
 pub async fn limits_of(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<ClientLimits> {
+    let [row, keys, used] = limits_statements(db, client, now)?;
+    let [row, keys, used] = batch_of(db, [row, keys, used]).await?;
+    limits_from(row, keys, used)
+}
+
+/// The same, for the client's limiter object loading itself: it first notes
+/// that the object exists, in the same batch (D1 runs a batch in order, as
+/// one transaction), so an admin change either lands before this read or
+/// sees the note and is pushed to the object.
+pub async fn limits_for_object(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<ClientLimits> {
+    let created = statement(
+        db,
+        "UPDATE clients SET limiter_created_at = ?2 WHERE id = ?1 AND limiter_created_at IS NULL",
+        args![client.as_str(), now],
+    )?;
+    let [row, keys, used] = limits_statements(db, client, now)?;
+    let [_, row, keys, used] = batch_of(db, [created, row, keys, used]).await?;
+    limits_from(row, keys, used)
+}
+
+fn limits_statements(db: &D1Database, client: &ClientId, now: u64) -> ApiResult<[D1PreparedStatement; 3]> {
     let id = client.as_str();
     let (from_day, to_day) = month_bounds(&month_key(now)).map_or((0, 0), |(a, b)| (day_number(a), day_number(b)));
-    let [row, keys, used] = batch_of(
-        db,
-        [
-            statement(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id])?,
-            statement(
-                db,
-                "SELECT key_hash, expires_at, kind FROM api_keys WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
-                args![id, now],
-            )?,
-            statement(
-                db,
-                "SELECT SUM(success_count) AS used FROM usage_daily WHERE client_id = ?1 AND day >= ?2 AND day < ?3",
-                args![id, from_day, to_day],
-            )?,
-        ],
-    )
-    .await?;
+    Ok([
+        statement(db, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"), args![id])?,
+        statement(
+            db,
+            "SELECT key_hash, expires_at, kind FROM api_keys WHERE client_id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+            args![id, now],
+        )?,
+        statement(
+            db,
+            "SELECT SUM(success_count) AS used FROM usage_daily WHERE client_id = ?1 AND day >= ?2 AND day < ?3",
+            args![id, from_day, to_day],
+        )?,
+    ])
+}
+
+fn limits_from(row: worker::D1Result, keys: worker::D1Result, used: worker::D1Result) -> ApiResult<ClientLimits> {
     Ok(ClientLimits {
         row: first_row(&row)?,
         keys: rows(&keys)?,

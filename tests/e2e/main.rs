@@ -24,6 +24,7 @@ mod limits;
 mod live_jobs;
 mod login_throttle;
 mod maintenance;
+mod placement;
 mod metrics;
 mod production;
 mod restart;

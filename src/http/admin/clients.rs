@@ -214,8 +214,17 @@ pub async fn revoke_key(ctx: &Ctx, _admin: &AdminSession, id: &str, key_id: &str
 /// The limiter object is the authority on keys and limits for the hot path:
 /// it learns of every change before the admin gets an answer, so a revoked
 /// key or a lowered limit applies to the very next request.
+///
+/// Except before it exists: a Durable Object is placed near the first
+/// request for it and never moves, and that must be the shop's first API
+/// request, not an operator's action. Until then the change is only in D1,
+/// where the object reads it when it is created (`limits_for_object` notes
+/// its creation in the same batch, so no change falls between the two).
 async fn sync_limiter(ctx: &Ctx, client: &ClientId) -> ApiResult<()> {
     let limits = store::limits_of(&ctx.db, client, ctx.now).await?;
+    if limits.row.as_ref().is_some_and(|row| row.limiter_created_at.is_none()) {
+        return Ok(());
+    }
     let snapshot = ClientSnapshot::from_store(client.as_str(), limits, ctx.now);
     ctx.limiter.sync(snapshot).await.map_err(|e| ApiError::Unavailable {
         message: format!("the change is saved but the limiter could not be updated ({e:?}); retry the request"),
