@@ -23,13 +23,34 @@ impl Rate {
     }
 }
 
+/// The bucket's state. Its fields are this file's business: storage keeps
+/// it as the opaque text `stored` gives, so another algorithm (with other
+/// state) changes nothing outside this file — it reads this format once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
-    pub tokens: f64,
-    pub updated_ms: u64,
+    tokens: f64,
+    updated_ms: u64,
 }
 
 impl Bucket {
+    /// How storage keeps it.
+    pub fn stored(&self) -> String {
+        // A struct of two numbers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// What `stored` gave; `None` for anything else (the bucket then starts
+    /// full, as a new client's does).
+    pub fn from_stored(raw: &str) -> Option<Bucket> {
+        serde_json::from_str(raw).ok()
+    }
+
+    /// The first releases' storage columns (`tokens`, `updated_ms`), which
+    /// objects created before `stored` still hold until their next write.
+    pub fn from_columns(tokens: f64, updated_ms: u64) -> Bucket {
+        Bucket { tokens, updated_ms }
+    }
+
     /// The bucket as of `now`: a new client starts full; a clock that steps
     /// back (tests, clock skew) refills nothing.
     pub fn refilled(previous: Option<Bucket>, rate: Rate, now: u64) -> Bucket {
@@ -99,5 +120,16 @@ mod tests {
         assert_eq!(b.tokens, 91.0);
         b.rebase(Rate::new(100, None), Rate::new(1, None));
         assert_eq!(b.tokens, 0.0);
+    }
+
+    #[test]
+    fn storage_keeps_the_bucket_exactly() {
+        let rate = Rate::new(7, Some(3));
+        let mut b = Bucket::refilled(None, rate, 1_000);
+        b.take(rate).unwrap();
+        let b = Bucket::refilled(Some(b), rate, 1_777);
+        assert_eq!(Bucket::from_stored(&b.stored()), Some(b));
+        assert_eq!(Bucket::from_stored("not a bucket"), None);
+        assert_eq!(Bucket::from_columns(2.5, 9), Bucket { tokens: 2.5, updated_ms: 9 });
     }
 }

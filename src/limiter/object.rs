@@ -159,6 +159,10 @@ impl DurableObject for RateLimiter {
     }
 }
 
+/// The names of the client's rate buckets in `rate_buckets`.
+const API_BUCKET: &str = "api";
+const WIDGET_BUCKET: &str = "widget";
+
 #[derive(Deserialize)]
 struct SnapshotRow {
     body: String,
@@ -166,6 +170,11 @@ struct SnapshotRow {
 
 #[derive(Deserialize)]
 struct BucketRow {
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct LegacyBucketRow {
     tokens: f64,
     updated_ms: u64,
 }
@@ -207,6 +216,7 @@ struct ShopperRow {
     attempts: u64,
     tokens: Option<f64>,
     updated_ms: Option<u64>,
+    bucket: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +265,17 @@ impl RateLimiter {
         self.sql().exec(query, Some(args)).map(|_| ())
     }
 
+    /// A rate bucket as stored, or as an object from before `rate_buckets`
+    /// kept it (in `legacy_table`'s columns).
+    fn stored_bucket(&self, name: &str, legacy_table: &str) -> Result<Option<Bucket>> {
+        let stored = self.rows::<BucketRow>("SELECT state FROM rate_buckets WHERE name = ?", vec![name.into()])?;
+        if let Some(row) = stored.into_iter().next() {
+            return Ok(Bucket::from_stored(&row.state));
+        }
+        let legacy = self.rows::<LegacyBucketRow>(&format!("SELECT tokens, updated_ms FROM {legacy_table} WHERE id = 1"), vec![])?;
+        Ok(legacy.into_iter().next().map(|b| Bucket::from_columns(b.tokens, b.updated_ms)))
+    }
+
     /// The state, from memory, or from this object's storage on first use.
     fn load(&self) -> Result<LimiterState> {
         if let Some(state) = self.cache.borrow().as_ref() {
@@ -265,16 +286,8 @@ impl RateLimiter {
             .into_iter()
             .next()
             .and_then(|r| serde_json::from_str::<ClientSnapshot>(&r.body).ok());
-        let bucket = self
-            .rows::<BucketRow>("SELECT tokens, updated_ms FROM bucket WHERE id = 1", vec![])?
-            .into_iter()
-            .next()
-            .map(|b| Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
-        let widget_bucket = self
-            .rows::<BucketRow>("SELECT tokens, updated_ms FROM widget_bucket WHERE id = 1", vec![])?
-            .into_iter()
-            .next()
-            .map(|b| Bucket { tokens: b.tokens, updated_ms: b.updated_ms });
+        let bucket = self.stored_bucket(API_BUCKET, "bucket")?;
+        let widget_bucket = self.stored_bucket(WIDGET_BUCKET, "widget_bucket")?;
         let committed = self
             .rows::<CommittedRow>("SELECT month, count FROM committed", vec![])?
             .into_iter()
@@ -315,14 +328,9 @@ impl RateLimiter {
             let body = serde_json::to_string(s).map_err(|e| worker::Error::RustError(e.to_string()))?;
             self.exec("INSERT OR REPLACE INTO snapshot (id, body) VALUES (1, ?)", vec![body.into()])?;
         }
-        if before.bucket != after.bucket {
-            if let Some(b) = after.bucket {
-                self.exec("INSERT OR REPLACE INTO bucket (id, tokens, updated_ms) VALUES (1, ?, ?)", vec![b.tokens.into(), millis(b.updated_ms)])?;
-            }
-        }
-        if before.widget_bucket != after.widget_bucket {
-            if let Some(b) = after.widget_bucket {
-                self.exec("INSERT OR REPLACE INTO widget_bucket (id, tokens, updated_ms) VALUES (1, ?, ?)", vec![b.tokens.into(), millis(b.updated_ms)])?;
+        for (name, was, now) in [(API_BUCKET, before.bucket, after.bucket), (WIDGET_BUCKET, before.widget_bucket, after.widget_bucket)] {
+            if let (Some(b), true) = (now, was != now) {
+                self.exec("INSERT OR REPLACE INTO rate_buckets (name, state) VALUES (?, ?)", vec![name.into(), b.stored().into()])?;
             }
         }
         let (was, now) = (&before.quota, &after.quota);
@@ -412,10 +420,10 @@ impl RateLimiter {
         let mut usage = before.clone();
         let decision = self.update(|s| s.admit(admit, &mut usage))?;
         if usage != before {
-            let (tokens, updated) = usage.bucket.map_or((None, None), |b| (Some(b.tokens), Some(b.updated_ms)));
+            let bucket = usage.bucket.map(|b| b.stored());
             self.exec(
-                "INSERT OR REPLACE INTO shoppers (id, day, attempts, tokens, updated_ms) VALUES (?, ?, ?, ?, ?)",
-                vec![shopper.into(), millis(usage.day), millis(usage.attempts), tokens.into(), updated.map(millis).unwrap_or(SqlStorageValue::Null)],
+                "INSERT OR REPLACE INTO shoppers (id, day, attempts, bucket) VALUES (?, ?, ?, ?)",
+                vec![shopper.into(), millis(usage.day), millis(usage.attempts), bucket.into()],
             )?;
         }
         Ok(decision)
@@ -423,13 +431,16 @@ impl RateLimiter {
 
     fn shopper_usage(&self, shopper: &str) -> Result<ShopperUsage> {
         Ok(self
-            .rows::<ShopperRow>("SELECT day, attempts, tokens, updated_ms FROM shoppers WHERE id = ?", vec![shopper.into()])?
+            .rows::<ShopperRow>("SELECT day, attempts, tokens, updated_ms, bucket FROM shoppers WHERE id = ?", vec![shopper.into()])?
             .into_iter()
             .next()
             .map(|r| ShopperUsage {
                 day: r.day,
                 attempts: r.attempts,
-                bucket: r.tokens.zip(r.updated_ms).map(|(tokens, updated_ms)| Bucket { tokens, updated_ms }),
+                bucket: match r.bucket {
+                    Some(state) => Bucket::from_stored(&state),
+                    None => r.tokens.zip(r.updated_ms).map(|(tokens, updated_ms)| Bucket::from_columns(tokens, updated_ms)),
+                },
             })
             .unwrap_or_default())
     }

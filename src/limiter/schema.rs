@@ -31,6 +31,12 @@ pub const RATE_LIMITER: &[&[&str]] = &[&[
     "CREATE TABLE IF NOT EXISTS widget_bucket (id INTEGER PRIMARY KEY CHECK (id = 1), tokens REAL NOT NULL, updated_ms INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS shoppers (id TEXT PRIMARY KEY, day INTEGER NOT NULL, attempts INTEGER NOT NULL, tokens REAL, updated_ms INTEGER)",
     "CREATE INDEX IF NOT EXISTS shoppers_day ON shoppers (day)",
+], &[
+    // Rate buckets as the bucket's own opaque state (`Bucket::stored`), so a
+    // new algorithm needs no new columns; the old columns are read until the
+    // next write.
+    "CREATE TABLE IF NOT EXISTS rate_buckets (name TEXT PRIMARY KEY, state TEXT NOT NULL)",
+    "ALTER TABLE shoppers ADD COLUMN bucket TEXT",
 ]];
 
 /// The `LoginThrottle` objects (one per source, one for all sources).

@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn a_refusal_takes_nothing() {
         let usage = ShopperUsage { day: NOON / DAY_MS, attempts: 0, bucket: None };
-        let widget = Some(Bucket { tokens: 0.0, updated_ms: NOON });
+        let rate = Rate::new(1, Some(1));
+        let mut drained = Bucket::refilled(None, rate, NOON);
+        while drained.take(rate).is_ok() {}
+        let widget = Some(drained);
         assert!(matches!(take(limits(1, 10, 10), widget, &usage, NOON), Err(WidgetRefusal::WidgetRateLimited { .. })));
         // `take` returns new state only on success: the caller stores nothing on a refusal.
     }
