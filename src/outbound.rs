@@ -37,19 +37,9 @@ pub async fn send(
     body: Option<String>,
     bounds: Bounds,
 ) -> Result<(u16, String), OutboundError> {
-    let timeout_ms = bounds.timeout_ms;
-    let network = |e: worker::Error| OutboundError::Network(e.to_string());
-    let h = Headers::new();
-    for (name, value) in headers {
-        h.set(name, value).map_err(network)?;
-    }
-    let mut init = RequestInit::new();
-    let redirect = if bounds.follow_redirects { RequestRedirect::Follow } else { RequestRedirect::Manual };
-    init.with_method(method).with_headers(h).with_redirect(redirect);
-    if let Some(body) = body {
-        init.with_body(Some(JsValue::from_str(&body)));
-    }
-    let request = Request::new_with_init(url, &init).map_err(network)?;
+    // The body's only copy goes to the runtime here and is freed at once.
+    let request = build(method, url, headers.iter().copied(), bounds.follow_redirects, body.as_deref())?;
+    drop(body);
     let controller = AbortController::default();
     let signal = controller.signal();
     // Both the headers and the body must arrive within the timeout.
@@ -65,6 +55,40 @@ pub async fn send(
         })?;
         Ok((status, text))
     };
+    within(bounds.timeout_ms, controller, exchange).await
+}
+
+fn network(e: worker::Error) -> OutboundError {
+    OutboundError::Network(e.to_string())
+}
+
+/// The request, with redirects followed or not.
+fn build<'a>(
+    method: Method,
+    url: &str,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    follow_redirects: bool,
+    body: Option<&str>,
+) -> Result<Request, OutboundError> {
+    let h = Headers::new();
+    for (name, value) in headers {
+        h.set(name, value).map_err(network)?;
+    }
+    let mut init = RequestInit::new();
+    let redirect = if follow_redirects { RequestRedirect::Follow } else { RequestRedirect::Manual };
+    init.with_method(method).with_headers(h).with_redirect(redirect);
+    if let Some(body) = body {
+        init.with_body(Some(JsValue::from_str(body)));
+    }
+    Request::new_with_init(url, &init).map_err(network)
+}
+
+/// Runs `exchange`, or aborts it (through `controller`) after `timeout_ms`.
+async fn within<T>(
+    timeout_ms: u64,
+    controller: AbortController,
+    exchange: impl std::future::Future<Output = Result<T, OutboundError>>,
+) -> Result<T, OutboundError> {
     match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
         Either::Left((result, _)) => result,
         Either::Right(_) => {
@@ -78,14 +102,7 @@ pub async fn send(
 /// (within `timeout_ms`), its body unread: for streams, whose reader bounds
 /// what it keeps. Redirects are not followed (the call carries FAL's key).
 pub async fn open(method: Method, url: &str, headers: &[(&str, &str)], timeout_ms: u64) -> Result<worker::Response, OutboundError> {
-    let network = |e: worker::Error| OutboundError::Network(e.to_string());
-    let h = Headers::new();
-    for (name, value) in headers {
-        h.set(name, value).map_err(network)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method).with_headers(h).with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let request = build(method, url, headers.iter().copied(), false, None)?;
     let exchange = async move { Fetch::Request(request).send().await };
     let outcome = match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
         Either::Left((Ok(response), _)) if (300..400).contains(&response.status_code()) => {
@@ -145,17 +162,8 @@ async fn capped_text(response: worker::Response, max_bytes: usize) -> Result<Str
 /// or operator gave, nowhere else), and headers must arrive within
 /// `timeout_ms`. The delivery of outbound events builds its retries on this.
 pub async fn post_once(url: &str, headers: &[(String, String)], body: &str, timeout_ms: u64) -> Result<u16, OutboundError> {
-    let network = |e: worker::Error| OutboundError::Network(e.to_string());
-    let h = Headers::new();
-    for (name, value) in headers {
-        h.set(name, value).map_err(network)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(h)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(JsValue::from_str(body)));
-    let request = Request::new_with_init(url, &init).map_err(network)?;
+    let pairs = headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let request = build(Method::Post, url, pairs, false, Some(body))?;
     let controller = AbortController::default();
     let signal = controller.signal();
     let exchange = async move {
@@ -164,13 +172,7 @@ pub async fn post_once(url: &str, headers: &[(String, String)], body: &str, time
         discard_body(response).await;
         Ok(status)
     };
-    match select(Box::pin(exchange), Delay::from(Duration::from_millis(timeout_ms))).await {
-        Either::Left((result, _)) => result,
-        Either::Right(_) => {
-            controller.abort();
-            Err(OutboundError::Timeout { after_ms: timeout_ms })
-        }
-    }
+    within(timeout_ms, controller, exchange).await
 }
 
 /// Cancels a response body we will not read, so its connection is released
