@@ -163,29 +163,36 @@ impl Job {
     }
 }
 
+/// A queued job submitted to FAL at 1,000 ms, for the unit tests of the
+/// modules that keep jobs.
+#[cfg(test)]
+pub(crate) fn sample() -> Job {
+    Job {
+        id: "job_abcdefghij0123456789".into(),
+        status: JobStatus::Queued,
+        created_at: 1_000,
+        fal_start: Some(1_000),
+        fal_end: None,
+        completed_at: None,
+        image_url: None,
+        error: None,
+        client_id: "cl_x".into(),
+        garments_count: 1,
+        model: "fal-virtual-try-on".into(),
+        description: None,
+        queue_position: Some(3),
+        fal: Some(FalQueueRefs { request_id: "r".into(), status_url: "s".into(), response_url: "p".into(), cancel_url: "c".into() }),
+        shopper_id: None,
+        metadata: Metadata::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn job() -> Job {
-        Job {
-            id: "job_abcdefghij0123456789".into(),
-            status: JobStatus::Queued,
-            created_at: 1_000,
-            fal_start: Some(1_000),
-            fal_end: None,
-            completed_at: None,
-            image_url: None,
-            error: None,
-            client_id: "cl_x".into(),
-            garments_count: 1,
-            model: "fal-virtual-try-on".into(),
-            description: None,
-            queue_position: Some(3),
-            fal: Some(FalQueueRefs { request_id: "r".into(), status_url: "s".into(), response_url: "p".into(), cancel_url: "c".into() }),
-            shopper_id: None,
-            metadata: Metadata::default(),
-        }
+        sample()
     }
 
     #[test]

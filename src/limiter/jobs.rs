@@ -107,27 +107,9 @@ impl LiveJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::job::FalQueueRefs;
 
     fn live() -> LiveJob {
-        let job = Job {
-            id: "job_abcdefghij0123456789".into(),
-            status: JobStatus::Queued,
-            created_at: 1_000,
-            fal_start: Some(1_000),
-            fal_end: None,
-            completed_at: None,
-            image_url: None,
-            error: None,
-            client_id: "cl_x".into(),
-            garments_count: 1,
-            model: "fal-virtual-try-on".into(),
-            description: None,
-            queue_position: Some(2),
-            fal: Some(FalQueueRefs { request_id: "r".into(), status_url: "s".into(), response_url: "p".into(), cancel_url: "c".into() }),
-            shopper_id: None,
-            metadata: Default::default(),
-        };
+        let job = Job { queue_position: Some(2), ..crate::domain::job::sample() };
         LiveJob::new(job, 3_600_000)
     }
 

@@ -1,6 +1,7 @@
 //! `GET /admin`: the dashboard, served by the worker itself (no CDN, no
 //! separate deployment), and the aggregate calls behind it.
 
+use crate::domain::ids::ClientId;
 use super::clients::parse_client_id;
 use crate::auth::AdminSession;
 use crate::domain::time::{day_number, month_bounds, month_key, DAY_MS};
@@ -67,7 +68,9 @@ pub async fn overview(ctx: &Ctx, _admin: &AdminSession) -> ApiResult<Response> {
     )
 }
 
-pub async fn client_stats(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
+/// The client a per-client view is for (404 if there is none) and its
+/// `?days=` window (1 to 400, default 30).
+pub(super) async fn client_and_days(req: &Request, ctx: &Ctx, id: &str) -> ApiResult<(ClientId, u64)> {
     let client = parse_client_id(id)?;
     let query = query_pairs(req)?;
     let days: u64 = match query_value(&query, "days") {
@@ -75,6 +78,11 @@ pub async fn client_stats(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &
         Some(v) => v.parse().ok().filter(|d| (1..=400).contains(d)).ok_or_else(|| ApiError::bad_request("invalid_query", "`days` must be 1 to 400"))?,
     };
     clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
+    Ok((client, days))
+}
+
+pub async fn client_stats(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
+    let (client, days) = client_and_days(req, ctx, id).await?;
     let from_day = day_number(ctx.now) + 1 - days;
     let stats = dashboard::client_stats(&ctx.db, &client, from_day, from_day * DAY_MS).await?;
     json(

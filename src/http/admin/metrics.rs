@@ -75,13 +75,7 @@ pub async fn generations(req: &Request, ctx: &Ctx, _admin: &AdminSession) -> Api
 /// `GET /admin/clients/{id}/shoppers?days=30`: how many shoppers used the
 /// client's try-on lately, and the busiest of them.
 pub async fn client_shoppers(req: &Request, ctx: &Ctx, _admin: &AdminSession, id: &str) -> ApiResult<Response> {
-    let client = parse_client_id(id)?;
-    let query = query_pairs(req)?;
-    let days: u64 = match query_value(&query, "days") {
-        None => 30,
-        Some(v) => v.parse().ok().filter(|d| (1..=400).contains(d)).ok_or_else(|| ApiError::bad_request("invalid_query", "`days` must be 1 to 400"))?,
-    };
-    clients::get(&ctx.db, &client).await?.ok_or_else(|| ApiError::not_found("no such client"))?;
+    let (client, days) = super::dashboard::client_and_days(req, ctx, id).await?;
     let since = ctx.now.saturating_sub(days * crate::domain::time::DAY_MS);
     let shoppers = dashboard::shoppers_of(&ctx.db, &client, since).await?;
     json(
