@@ -341,6 +341,28 @@ mod tests {
         }
     }
 
+    /// OpenAPI keys a parameter by name and location; the meta-schema does
+    /// not check that, and a repeated one is silently ambiguous.
+    #[test]
+    fn no_documented_operation_declares_a_parameter_twice() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+        let resolve_ref = |p: &serde_json::Value| match p["$ref"].as_str() {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).cloned().unwrap_or_default(),
+            None => p.clone(),
+        };
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let shared = item["parameters"].as_array().cloned().unwrap_or_default();
+            for (method, op) in item.as_object().unwrap().iter().filter(|(m, _)| *m != "parameters") {
+                let own = op["parameters"].as_array().cloned().unwrap_or_default();
+                let mut seen = std::collections::BTreeSet::new();
+                for p in shared.iter().chain(own.iter()).map(resolve_ref) {
+                    let key = (p["name"].as_str().unwrap_or_default().to_ascii_lowercase(), p["in"].as_str().unwrap_or_default().to_string());
+                    assert!(seen.insert(key.clone()), "{method} {path} declares {key:?} twice");
+                }
+            }
+        }
+    }
+
     #[test]
     fn unknown_paths_are_not_found() {
         assert_eq!(route(Method::Get, "/"), Err(RouteError::NotFound));
