@@ -330,12 +330,36 @@ mod tests {
                 "PATCH" => Method::Patch,
                 "DELETE" => Method::Delete,
                 "PUT" => Method::Put,
+                // Every GET route answers HEAD; the document lists HEAD where it matters (result images).
+                "HEAD" => Method::Head,
                 other => panic!("unexpected method {other} for {template}"),
             };
             let resolved = resolve(&method, &sample_of(&template));
             assert!(resolved.is_ok(), "{} {template} is documented but not routed: {resolved:?}", method_name(&method));
             let (route, _) = resolved.unwrap();
             assert_eq!(documented(&route).1, template, "{template} resolves to {route:?}, documented elsewhere");
+        }
+    }
+
+    /// OpenAPI keys a parameter by name and location; the meta-schema does
+    /// not check that, and a repeated one is silently ambiguous.
+    #[test]
+    fn no_documented_operation_declares_a_parameter_twice() {
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+        let resolve_ref = |p: &serde_json::Value| match p["$ref"].as_str() {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).cloned().unwrap_or_default(),
+            None => p.clone(),
+        };
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let shared = item["parameters"].as_array().cloned().unwrap_or_default();
+            for (method, op) in item.as_object().unwrap().iter().filter(|(m, _)| *m != "parameters") {
+                let own = op["parameters"].as_array().cloned().unwrap_or_default();
+                let mut seen = std::collections::BTreeSet::new();
+                for p in shared.iter().chain(own.iter()).map(resolve_ref) {
+                    let key = (p["name"].as_str().unwrap_or_default().to_ascii_lowercase(), p["in"].as_str().unwrap_or_default().to_string());
+                    assert!(seen.insert(key.clone()), "{method} {path} declares {key:?} twice");
+                }
+            }
         }
     }
 
