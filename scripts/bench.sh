@@ -12,5 +12,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 SKIP_BROWSER=1 bash scripts/setup.sh
 bash scripts/build.sh
+# The smallest workers-rs worker, a reference for what the Rust entry costs (tools/minimal-worker).
+(cd tools/minimal-worker && worker-build --release > /dev/null)
 cargo build -q --release -p fal-emulator -p bench
 exec target/release/bench "$@"

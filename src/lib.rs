@@ -29,6 +29,7 @@ use worker::{event, Context, Date, Env, Request, Response, Result, ScheduleConte
 
 thread_local! {
     static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+    static SERVICES: std::cell::OnceCell<Rc<Services>> = const { std::cell::OnceCell::new() };
 }
 
 /// Settings are read once per isolate: vars and secrets cannot change
@@ -44,10 +45,26 @@ fn config(env: &Env) -> std::result::Result<Rc<Config>, String> {
     Ok(built)
 }
 
+/// The services, built once per isolate like the settings: bindings are the
+/// isolate's, not the request's (the runtime hands every request the same
+/// `env`, and exposes it module-wide as `import { env } from
+/// "cloudflare:workers"`), and looking each one up costs calls into the
+/// runtime that a `/health` request would otherwise spend most of its time on.
+fn services(env: &Env) -> std::result::Result<Rc<Services>, String> {
+    if let Some(s) = SERVICES.with(|s| s.get().cloned()) {
+        return Ok(s);
+    }
+    let built = Rc::new(Services::from_env(env, config(env)?).map_err(|e| e.to_string())?);
+    SERVICES.with(|s| {
+        let _ = s.set(built.clone());
+    });
+    Ok(built)
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, wait: Context) -> Result<Response> {
-    let services = match config(&env).and_then(|config| Services::from_env(&env, config).map_err(|e| e.to_string())) {
-        Ok(s) => Rc::new(s),
+    let services = match services(&env) {
+        Ok(s) => s,
         Err(message) => {
             worker::console_error!("configuration error: {message}");
             let unavailable = error::ApiError::Unavailable { message: "the service is misconfigured".into() };
@@ -83,7 +100,7 @@ async fn consume(batch: worker::worker_sys::MessageBatch, env: Env) {
     use worker::wasm_bindgen::{JsCast, JsValue};
     use worker::worker_sys::Message;
 
-    let services = match config(&env).and_then(|config| Services::from_env(&env, config).map_err(|e| e.to_string())) {
+    let services = match services(&env) {
         Ok(s) => s,
         Err(message) => {
             worker::console_error!("events not processed, configuration error: {message}");

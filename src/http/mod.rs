@@ -35,9 +35,13 @@ use worker::{Method, Request, Response};
 pub async fn handle(mut req: Request, ctx: Ctx) -> Response {
     let path = req.path();
     let is_api = path.starts_with("/api/");
-    let origin = header(&req, "origin");
-    if let Ok(url) = req.url() {
-        ctx.set_origin(url.origin().ascii_serialization());
+    // Read only where it matters: CORS is for the API's paths.
+    let origin = if is_api { header(&req, "origin") } else { None };
+    // Only needed for our own links when PUBLIC_BASE_URL is unset; parsing the URL is not free.
+    if ctx.config.public_base_url.is_none() {
+        if let Ok(url) = req.url() {
+            ctx.set_origin(url.origin().ascii_serialization());
+        }
     }
     if is_api && req.method() == Method::Options {
         return cors::preflight(origin.as_deref());

@@ -2,19 +2,22 @@
 
 use crate::error::{ApiError, ApiResult};
 use serde::Serialize;
-use worker::Response;
+use worker::{Response, ResponseBuilder};
 
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult<Response> {
-    let mut response = Response::from_json(value)?.with_status(status);
-    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-    Ok(response)
+    let body = serde_json::to_vec(value)?;
+    json_bytes(status, body)
 }
 
 /// A response from JSON already serialised (kept for idempotent replays).
 pub fn json_text(status: u16, body: String) -> ApiResult<Response> {
-    let mut response = Response::from_bytes(body.into_bytes())?.with_status(status);
-    response.headers_mut().set("content-type", "application/json; charset=utf-8")?;
-    Ok(response)
+    json_bytes(status, body.into_bytes())
+}
+
+/// One header set, not two (`Response::from_json` sets a content type we
+/// would replace): every call into the runtime counts on the hot path.
+fn json_bytes(status: u16, body: Vec<u8>) -> ApiResult<Response> {
+    Ok(ResponseBuilder::new().with_status(status).with_header("content-type", "application/json; charset=utf-8")?.fixed(body))
 }
 
 pub fn error_response(error: ApiError) -> Response {
