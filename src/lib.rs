@@ -1,6 +1,6 @@
 //! Entry points only: the request handler, the cron, the events queue's
 //! consumer, and the Durable Object classes (exported by their modules).
-//! Each builds its services from `Env` here, once, and hands over.
+//! Each takes its services (built from `Env` once per isolate) and hands over.
 
 pub mod auth;
 pub mod bindings;
