@@ -27,6 +27,8 @@ async fn finished_jobs_are_called_back_once_signed_with_the_secret_shown_once() 
     let arrivals = receiver.exactly(1, 15, QUIET).await;
     let delivery = &arrivals[0];
     assert!(delivery.verifies(&secret), "signature must verify: {delivery:?}");
+    assert_eq!(delivery.header("content-type"), Some("application/json"));
+    assert_eq!(delivery.header("user-agent"), Some("tryon-webhooks/1"));
     let tampered = delivery.body.replace("done", "error");
     let (id, ts, sig) = (delivery.header("webhook-id").unwrap(), delivery.header("webhook-timestamp").unwrap(), delivery.header("webhook-signature").unwrap());
     assert!(!crate::support::receiver::verify(&secret, id, ts, &tampered, sig));

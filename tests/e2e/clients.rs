@@ -58,6 +58,10 @@ async fn new_clients_get_the_documented_defaults() {
     assert_eq!(c["max_concurrent"], 4);
     assert_eq!(c["active"], true);
     assert_eq!(c["allowed_origins"], json!([]));
+    assert_eq!(
+        (c["widget_rate_limit_per_minute"].as_u64(), c["shopper_rate_limit_per_minute"].as_u64(), c["shopper_daily_limit"].as_u64()),
+        (Some(30), Some(5), Some(30))
+    );
     // And the limiter applies them: a burst of the per-minute figure.
     let usage = client.get("/api/usage").expect(200).await;
     assert_eq!((usage["limit"].as_u64(), usage["rate_limit_burst"].as_u64(), usage["max_concurrent"].as_u64()), (Some(5000), Some(60), Some(4)));

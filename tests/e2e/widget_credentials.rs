@@ -165,6 +165,43 @@ async fn widget_tokens_are_bound_to_their_client_origin_shopper_and_hour() {
 }
 
 #[tokio::test]
+async fn widget_sessions_last_900_seconds_unless_asked_for_60_to_3600() {
+    let (_, client, _) = shop(json!({})).await;
+    let now = "1800000000000"; // 2027-01-15T08:00:00Z
+    let at_now = |body: Value| client.post("/api/widget-sessions").header("x-test-now", now).json(&body).send();
+    let expires = |reply: crate::support::Reply| {
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["expires_at"].as_str().unwrap().to_string()
+    };
+    assert_eq!(expires(at_now(json!({ "origin": SHOP })).await), "2027-01-15T08:15:00.000Z");
+    assert_eq!(expires(at_now(json!({ "origin": SHOP, "ttl_seconds": 60 })).await), "2027-01-15T08:01:00.000Z");
+    assert_eq!(expires(at_now(json!({ "origin": SHOP, "ttl_seconds": 3600 })).await), "2027-01-15T09:00:00.000Z");
+    for outside in [59, 3601] {
+        at_now(json!({ "origin": SHOP, "ttl_seconds": outside })).await.assert_error(422, "invalid_ttl");
+    }
+}
+
+#[tokio::test]
+async fn a_widget_session_naming_no_shopper_is_for_a_fresh_anonymous_one() {
+    let (_, client, _) = shop(json!({})).await;
+    let api = Api::shared();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let minted = mint(&client, json!({ "origin": SHOP })).await;
+        assert_eq!(minted.status, 201, "{}", minted.text);
+        let shopper = minted.body["shopper_id"].as_str().unwrap().to_string();
+        let id = shopper.strip_prefix("anon_").unwrap_or_else(|| panic!("an anonymous shopper: {shopper}"));
+        assert!(id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{shopper}");
+        // The token acts as that shopper.
+        let token = minted.body["token"].as_str().unwrap();
+        let job = as_token(&api, Method::POST, "/api/jobs", token, SHOP).json(&try_on(&marker())).expect(202).await;
+        assert_eq!(job["shopper_id"], shopper.as_str());
+        seen.push(shopper);
+    }
+    assert_ne!(seen[0], seen[1], "each session a new shopper");
+}
+
+#[tokio::test]
 async fn a_shopper_sees_and_touches_only_their_own_generations() {
     let (_, client, pk) = shop(json!({})).await;
     let api = Api::shared();
@@ -229,12 +266,12 @@ async fn erasing_a_shopper_removes_their_images_and_personal_fields_and_keeps_th
 }
 
 #[tokio::test]
-async fn the_widget_script_is_served_cacheable_and_small() {
+async fn the_widget_script_is_cached_an_hour_and_revalidated_by_its_etag() {
     let api = Api::shared();
     let script = api.get("/widget.js").send().await;
     assert_eq!(script.status, 200);
     assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
-    assert!(script.header("cache-control").unwrap().contains("max-age"));
+    assert_eq!(script.header("cache-control"), Some("public, max-age=3600, stale-while-revalidate=86400"));
     let etag = script.header("etag").unwrap().to_string();
     assert!(script.text.contains("TryOn"));
     let again = api.get("/widget.js").header("if-none-match", &etag).send().await;
