@@ -67,6 +67,22 @@ async fn new_clients_get_the_documented_defaults() {
     assert_eq!((usage["limit"].as_u64(), usage["rate_limit_burst"].as_u64(), usage["max_concurrent"].as_u64()), (Some(5000), Some(60), Some(4)));
 }
 
+/// `RETENTION_DAYS` is the shared stack's default, 396.
+#[tokio::test]
+async fn retention_days_may_be_set_from_one_day_to_retention_days_and_cleared() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let path = format!("/admin/clients/{}", client.id);
+    for days in [1, 396] {
+        assert_eq!(admin.patch(&path).json(&json!({ "retention_days": days })).expect(200).await["retention_days"], days);
+    }
+    for days in [0, 397] {
+        admin.patch(&path).json(&json!({ "retention_days": days })).send().await.assert_error(422, "invalid_retention");
+    }
+    assert_eq!(admin.get(&path).expect(200).await["retention_days"], 396, "a refused change changes nothing");
+    assert_eq!(admin.patch(&path).json(&json!({ "retention_days": null })).expect(200).await["retention_days"], Value::Null);
+}
+
 #[tokio::test]
 async fn bad_client_input_is_refused_and_creates_nothing() {
     let admin = Api::shared().login().await;

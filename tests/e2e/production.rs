@@ -73,8 +73,8 @@ async fn loopback_urls_are_refused_unless_allowed_for_development() {
 #[tokio::test]
 async fn max_body_bytes_and_max_data_uri_bytes_set_the_caps() {
     let client = api().login().await.new_client().await;
-    // A data URI decoding to one byte under the cap passes (a multiple of 3
-    // bytes: no base64 padding, see the exactly-8-MiB test in `generate`)...
+    // A data URI decoding to one byte under the cap passes (padding aside:
+    // `generate::a_data_uri_may_decode_to_exactly_the_cap_whatever_its_padding_and_not_one_byte_more`)...
     let png = |bytes: usize| {
         let mut raw = b"\x89PNG\r\n\x1a\n".to_vec();
         raw.resize(bytes, 0);

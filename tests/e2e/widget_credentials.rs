@@ -103,6 +103,29 @@ async fn one_shopper_cannot_use_up_the_shop_concurrent_requests_get_exactly_thei
 }
 
 #[tokio::test]
+async fn the_widget_rate_is_shared_by_every_shopper_of_the_shop_and_spares_its_server() {
+    let (_, client, pk) = shop(json!({ "widget_rate_limit_per_minute": 2, "shopper_rate_limit_per_minute": 100 })).await;
+    let api = Api::shared();
+    let now = "1800000000000";
+    let try_as = |shopper: String| {
+        let (api, pk) = (api.clone(), pk.clone());
+        async move { as_widget(&api, Method::POST, "/api/images/generate", &pk, &shopper, SHOP).header("x-test-now", now).json(&try_on(&marker())).send().await }
+    };
+    for _ in 0..2 {
+        let admitted = try_as(anonymous_shopper()).await;
+        assert_eq!(admitted.status, 200, "{}", admitted.text);
+    }
+    // A third shopper, who has tried nothing yet: the shop's pages have had their two.
+    let refused = try_as(anonymous_shopper()).await;
+    refused.assert_error(429, "widget_rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("30"), "one try-on comes back every 30 s");
+    // The shop's own server has its own rate.
+    client.generate(&try_on(&marker())).header("x-test-now", now).expect(200).await;
+    let usage = client.wait_for_usage_at(1_800_000_000_000, "every try-on settled", |u| u["in_progress"] == 0).await;
+    assert_eq!(usage["used"], 3, "the refusal cost nothing");
+}
+
+#[tokio::test]
 async fn a_shoppers_daily_cap_holds_until_midnight_utc() {
     let (_, _, pk) = shop(json!({ "shopper_daily_limit": 2, "shopper_rate_limit_per_minute": 100 })).await;
     let api = Api::shared();
@@ -263,6 +286,25 @@ async fn erasing_a_shopper_removes_their_images_and_personal_fields_and_keeps_th
     let gone = api.get(path).send().await;
     assert!([404, 410].contains(&gone.status), "the erased image answered {}", gone.status);
     assert_eq!(client.wait_until_settled().await["used"], 3, "usage counts are kept");
+}
+
+#[tokio::test]
+async fn erasing_a_shopper_ends_their_live_jobs_and_no_one_elses() {
+    let (_, client, _) = shop(json!({})).await;
+    let live_job = |shopper: &str| {
+        let m = marker();
+        crate::support::inject_after(&m, crate::support::FaultMode::Slow, 10_000);
+        let mut body = try_on(&m);
+        body["shopper_id"] = json!(shopper);
+        body
+    };
+    let theirs = client.post("/api/jobs").json(&live_job("cust-erased")).expect(202).await;
+    let others = client.post("/api/jobs").json(&live_job("cust-kept")).expect(202).await;
+    let erased = client.call(Method::DELETE, "/api/shoppers/cust-erased").expect(200).await;
+    assert_eq!((erased["erased_generations"].as_u64(), erased["erased_jobs"].as_u64()), (Some(0), Some(1)), "{erased}");
+    client.get(&format!("/api/jobs/{}", theirs["id"].as_str().unwrap())).send().await.assert_error(404, "not_found");
+    let kept = client.get(&format!("/api/jobs/{}", others["id"].as_str().unwrap())).expect(200).await;
+    assert_eq!(kept["shopper_id"], "cust-kept");
 }
 
 #[tokio::test]
