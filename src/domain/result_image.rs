@@ -99,6 +99,7 @@ mod tests {
     #[test]
     fn sizes_over_the_cap_are_refused_with_both_numbers() {
         assert_eq!(check_size(10, 10), Ok(()));
+        assert!(check_size(11, 10).is_err(), "one byte over the cap");
         let refusal = check_size(31_457_280, 26_214_400).unwrap_err();
         assert!(refusal.describe().contains("31457280") && refusal.describe().contains("26214400"));
     }

@@ -111,6 +111,18 @@ mod tests {
     }
 
     #[test]
+    fn anonymous_ids_are_22_to_64_base62_characters_after_the_prefix() {
+        let base62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let id = |n: usize| format!("{ANONYMOUS_PREFIX}{}", base62.chars().cycle().take(n).collect::<String>());
+        assert!(ShopperId::anonymous(&id(21)).is_none(), "21 characters");
+        assert_eq!(ShopperId::anonymous(&id(22)).map(|s| s.as_str().len()), Some(5 + 22));
+        assert_eq!(ShopperId::anonymous(&id(64)).map(|s| s.as_str().len()), Some(5 + 64));
+        assert!(ShopperId::anonymous(&id(65)).is_none(), "65 characters");
+        // Every base62 character is allowed, in the longest id too.
+        assert!(ShopperId::anonymous(&format!("{ANONYMOUS_PREFIX}{base62}")).is_some());
+    }
+
+    #[test]
     fn metadata_is_bounded() {
         let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
         assert!(Metadata::check(one("product", "sku-1")).is_ok());
@@ -122,5 +134,24 @@ mod tests {
         let m = Metadata::check(one("a", "b")).unwrap();
         assert_eq!(Metadata::from_column(m.to_column().as_deref()), m);
         assert_eq!(Metadata::from_column(Some("garbage")), Metadata::default());
+    }
+
+    #[test]
+    fn metadata_admits_exactly_20_keys_of_40_characters_and_values_of_500() {
+        let one = |k: String, v: String| BTreeMap::from([(k, v)]);
+        let entries = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_string())).collect::<BTreeMap<_, _>>();
+        assert!(Metadata::check(entries(20)).is_ok(), "20 keys");
+        assert!(Metadata::check(entries(21)).is_err(), "21 keys");
+        assert!(Metadata::check(one("k".repeat(40), "v".into())).is_ok(), "a 40-character key");
+        assert!(Metadata::check(one("k".repeat(41), "v".into())).is_err(), "a 41-character key");
+        assert!(Metadata::check(one("k".into(), "v".repeat(500))).is_ok(), "a 500-character value");
+        assert!(Metadata::check(one("k".into(), "v".repeat(501))).is_err(), "a 501-character value");
+        // Characters, not bytes: two-byte characters count once.
+        assert!(Metadata::check(one("é".repeat(40), "é".repeat(500))).is_ok());
+        assert!(Metadata::check(one("é".repeat(41), "v".into())).is_err());
+        assert!(Metadata::check(one("k".into(), "é".repeat(501))).is_err());
+        // All three limits at once.
+        let full: BTreeMap<String, String> = (0..20).map(|i| (format!("{i:0>40}"), "v".repeat(500))).collect();
+        assert!(Metadata::check(full).is_ok());
     }
 }

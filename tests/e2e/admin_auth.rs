@@ -52,14 +52,25 @@ async fn admin_routes_refuse_a_missing_session() {
 #[tokio::test]
 async fn admin_routes_refuse_forged_sessions() {
     let api = Api::shared();
+    let genuine = api.login().await.cookie;
+    let token = genuine.strip_prefix("__Host-vto_admin_session=").expect("the session cookie's name").to_string();
+    let last = if token.ends_with('A') { 'B' } else { 'A' };
+    let edited = format!("{}{last}", &token[..token.len() - 1]);
     let forged = [
-        "vto_admin_session=authenticated",
-        "vto_admin_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "admin_auth=authenticated",
+        // Under the session cookie's own name: nonsense, a well-formed token
+        // never issued, a genuine token with its last character changed.
+        "__Host-vto_admin_session=authenticated".to_string(),
+        format!("__Host-vto_admin_session={}", "A".repeat(43)),
+        format!("__Host-vto_admin_session={edited}"),
+        // A genuine token under another name is not a session.
+        format!("vto_admin_session={token}"),
+        "admin_auth=authenticated".to_string(),
     ];
     for cookie in forged {
-        api.get("/admin/clients").header("cookie", cookie).send().await.assert_error(401, "not_logged_in");
+        api.get("/admin/clients").header("cookie", &cookie).send().await.assert_error(401, "not_logged_in");
     }
+    // The genuine cookie works, so the refusals above are for what was changed.
+    api.get("/admin/clients").header("cookie", &genuine).expect(200).await;
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ async fn finished_jobs_are_called_back_once_signed_with_the_secret_shown_once() 
     let arrivals = receiver.exactly(1, 15, QUIET).await;
     let delivery = &arrivals[0];
     assert!(delivery.verifies(&secret), "signature must verify: {delivery:?}");
+    assert_eq!(delivery.header("content-type"), Some("application/json"));
+    assert_eq!(delivery.header("user-agent"), Some("tryon-webhooks/1"));
     let tampered = delivery.body.replace("done", "error");
     let (id, ts, sig) = (delivery.header("webhook-id").unwrap(), delivery.header("webhook-timestamp").unwrap(), delivery.header("webhook-signature").unwrap());
     assert!(!crate::support::receiver::verify(&secret, id, ts, &tampered, sig));
@@ -177,4 +179,32 @@ async fn a_duplicated_fal_webhook_calls_the_client_back_once() {
     assert_eq!(payload(&d)["data"]["id"], job["id"]);
     quiet_period(QUIET).await;
     assert_eq!(receiver.received().len(), 1, "called back once");
+}
+
+/// What the client did itself, or was answered at once, is not called back:
+/// a job it canceled (even should FAL report it done afterwards), a
+/// synchronous generation that failed. A later success is, so the receiver
+/// is known to be reachable and the quiet period follows everything sent.
+#[tokio::test]
+async fn a_canceled_job_and_a_failed_synchronous_generation_are_not_called_back() {
+    use crate::support::fal_webhooks;
+    let (client, receiver, _) = called_back_client().await;
+    let slow = marker();
+    crate::support::inject_after(&slow, FaultMode::Slow, 4000);
+    let job = client.post("/api/jobs").json(&try_on(&slow)).expect(202).await;
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(client.delete(&format!("/api/jobs/{id}")).expect(200).await["status"], "canceled");
+    let request = stack::emulator().queued_request_ids(&slow)[0].clone();
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let late = fal_webhooks::ok_body(&request, "https://fal.media/files/late.png");
+    let answered = fal_webhooks::deliver(&Api::shared(), id, &request, &late, &fal_webhooks::emulator_key(), now_s).await;
+    assert_eq!(answered.body["changed"], json!(false), "{}", answered.text);
+
+    let failing = marker();
+    inject(&failing, FaultMode::Error500);
+    client.generate(&try_on(&failing)).send().await.assert_error(502, "upstream_error");
+
+    let generated = client.generate(&try_on(&marker())).expect(200).await;
+    let only = &receiver.exactly(1, 15, QUIET).await[0];
+    assert_eq!(only.header("webhook-id").unwrap(), format!("msg_{}", generated["generation_id"].as_str().unwrap()));
 }

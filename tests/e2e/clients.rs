@@ -58,9 +58,29 @@ async fn new_clients_get_the_documented_defaults() {
     assert_eq!(c["max_concurrent"], 4);
     assert_eq!(c["active"], true);
     assert_eq!(c["allowed_origins"], json!([]));
+    assert_eq!(
+        (c["widget_rate_limit_per_minute"].as_u64(), c["shopper_rate_limit_per_minute"].as_u64(), c["shopper_daily_limit"].as_u64()),
+        (Some(30), Some(5), Some(30))
+    );
     // And the limiter applies them: a burst of the per-minute figure.
     let usage = client.get("/api/usage").expect(200).await;
     assert_eq!((usage["limit"].as_u64(), usage["rate_limit_burst"].as_u64(), usage["max_concurrent"].as_u64()), (Some(5000), Some(60), Some(4)));
+}
+
+/// `RETENTION_DAYS` is the shared stack's default, 396.
+#[tokio::test]
+async fn retention_days_may_be_set_from_one_day_to_retention_days_and_cleared() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let path = format!("/admin/clients/{}", client.id);
+    for days in [1, 396] {
+        assert_eq!(admin.patch(&path).json(&json!({ "retention_days": days })).expect(200).await["retention_days"], days);
+    }
+    for days in [0, 397] {
+        admin.patch(&path).json(&json!({ "retention_days": days })).send().await.assert_error(422, "invalid_retention");
+    }
+    assert_eq!(admin.get(&path).expect(200).await["retention_days"], 396, "a refused change changes nothing");
+    assert_eq!(admin.patch(&path).json(&json!({ "retention_days": null })).expect(200).await["retention_days"], Value::Null);
 }
 
 #[tokio::test]

@@ -15,14 +15,15 @@ async fn preflights_are_answered_without_a_key() {
         .call(reqwest::Method::OPTIONS, "/api/images/generate")
         .header("origin", "https://shop.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "x-api-key, content-type, idempotency-key, authorization")
+        .header("access-control-request-headers", "x-api-key, content-type, idempotency-key, authorization, x-tryon-shopper, last-event-id")
         .send()
         .await;
     assert_eq!(reply.status, 204);
     assert_eq!(reply.header("access-control-allow-origin"), Some("https://shop.example"));
     let allowed = reply.header("access-control-allow-headers").unwrap();
-    for h in ["x-api-key", "content-type", "idempotency-key", "authorization"] {
-        assert!(allowed.contains(h), "{h} missing from {allowed}");
+    let allowed: Vec<&str> = allowed.split(',').map(str::trim).collect();
+    for h in ["x-api-key", "content-type", "idempotency-key", "authorization", "x-tryon-shopper", "last-event-id"] {
+        assert!(allowed.contains(&h), "{h} missing from {allowed:?}");
     }
     assert!(reply.header("access-control-allow-methods").unwrap().contains("POST"));
     assert!(reply.header("vary").unwrap().contains("Origin"));

@@ -1,7 +1,7 @@
 //! A deployed environment ignores the test conveniences even when they are
 //! set: a stack started with `ENVIRONMENT=production` (and `TEST_CLOCK`,
 //! `ALLOW_LOOPBACK_IMAGE_URLS` still passed, as by mistake) must behave as
-//! production does.
+//! production does, and tells nothing of itself (no `x-wasm-memory-bytes`).
 
 use crate::support::stack::{self, StackOptions};
 use crate::support::{marker, try_on, Api};
@@ -20,6 +20,11 @@ async fn a_deployed_environment_ignores_the_test_clock_loopback_images_and_loopb
     // The clock cannot be moved: a week "later" the session is still valid.
     let week_later = (now_ms() + 8 * 24 * 3600 * 1000).to_string();
     admin.get("/admin/session").header("x-test-now", &week_later).expect(200).await;
+
+    // Nor does it tell the size of its memory, on any answer.
+    for reply in [api.get("/health").send().await, admin.get("/admin/session").send().await, api.get("/api/usage").send().await] {
+        assert_eq!(reply.header("x-wasm-memory-bytes"), None, "{}", reply.status);
+    }
 
     // The dashboard loads nothing from loopback.
     let page = api.get("/admin").send().await;

@@ -73,23 +73,17 @@ async fn fal_answering_slowly_past_the_timeout_is_a_504_recorded_and_free() {
     assert_eq!(client.get("/api/usage").expect(200).await["used"], 0);
 }
 
-/// Today the worker passes FAL's image URL on without downloading it, so a
-/// 200 whose image is not an image reaches the shopper as a success. Once
-/// results are copied to our own storage (R2, in progress elsewhere) it
-/// becomes a 502. Either way the answer and the record agree, and only a
-/// success is charged.
+/// FAL's 200 is not the end: the worker reads the file's first bytes as it
+/// copies the result, and a file that is no image fails the generation.
 #[tokio::test]
-async fn fal_answering_200_with_a_non_image_is_answered_and_recorded_consistently() {
+async fn fal_answering_200_with_a_non_image_is_a_502_recorded_and_free() {
     let client = Api::shared().login().await.new_client().await;
     let m = marker();
     inject(&m, FaultMode::NonImageResult);
-    let reply = client.generate(&try_on(&m)).send().await;
-    assert!(matches!(reply.status, 200 | 502), "{}", reply.text);
+    client.generate(&try_on(&m)).send().await.assert_error(502, "upstream_malformed_response");
     let history = recorded(&client).await;
-    let expected = if reply.status == 200 { "success" } else { "error" };
-    assert_eq!(history[0]["status"], expected);
-    let used = client.get("/api/usage").expect(200).await["used"].as_u64().unwrap();
-    assert_eq!(used, u64::from(reply.status == 200));
+    assert_eq!((history.len(), history[0]["status"].as_str()), (1, Some("error")));
+    assert_eq!(client.get("/api/usage").expect(200).await["used"], 0);
 }
 
 #[tokio::test]

@@ -113,3 +113,51 @@ async fn admins_filter_generations_by_client_status_model_and_time() {
     admin.get("/admin/generations?from=yesterday").send().await.assert_error(400, "invalid_query");
     admin.get("/admin/generations?model=gpt").send().await.assert_error(400, "invalid_query");
 }
+
+/// A client's shoppers over the last `days` (counted back from now: a
+/// generation 30 days ago to the second is in, one a second older is out),
+/// the busiest first; and one shopper's generations across the admin list.
+#[tokio::test]
+async fn admins_see_a_clients_shoppers_of_the_last_30_days_and_filter_by_shopper() {
+    use crate::support::clock::{DAY, SECOND};
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    let now = at("2031-11-20T12:00:00Z");
+    let m = marker();
+    let (alice, bob, carol) = (format!("alice-{m}"), format!("bob-{m}"), format!("carol-{m}"));
+    let as_shopper = |shopper: &str, image_marker: &str| {
+        let mut body = try_on(image_marker);
+        body["shopper_id"] = json!(shopper);
+        body
+    };
+    let gen_at = |body: Value, when: u64| client.generate(&body).header("x-test-now", &header(when)).send();
+    for _ in 0..2 {
+        assert_eq!(gen_at(as_shopper(&alice, &marker()), now - DAY).await.status, 200);
+    }
+    let failing = marker();
+    inject(&failing, FaultMode::Error500);
+    assert_eq!(gen_at(as_shopper(&alice, &failing), now - DAY).await.status, 502);
+    assert_eq!(gen_at(as_shopper(&bob, &marker()), now - 30 * DAY).await.status, 200);
+    assert_eq!(gen_at(as_shopper(&carol, &marker()), now - 30 * DAY - SECOND).await.status, 200);
+    assert_eq!(gen_at(try_on(&marker()), now - DAY).await.status, 200); // the shop's own, no shopper
+
+    // An admin logged in "then", so the session is alive at that time.
+    let admin = Api::shared().login_at(now).await;
+    let seen = admin.get(&format!("/admin/clients/{}/shoppers?days=30", client.id)).header("x-test-now", &header(now)).expect(200).await;
+    assert_eq!((seen["days"].as_u64(), seen["shoppers"].as_u64(), seen["generations"].as_u64()), (Some(30), Some(2), Some(4)), "{seen}");
+    let busiest: Vec<(String, u64, u64)> = seen["busiest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["shopper_id"].as_str().unwrap().to_string(), s["generations"].as_u64().unwrap(), s["successful"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(busiest, vec![(alice.clone(), 3, 2), (bob.clone(), 1, 1)]);
+    // A day longer reaches carol.
+    let longer = admin.get(&format!("/admin/clients/{}/shoppers?days=31", client.id)).header("x-test-now", &header(now)).expect(200).await;
+    assert_eq!((longer["shoppers"].as_u64(), longer["generations"].as_u64()), (Some(3), Some(5)));
+
+    let alices = admin.get(&format!("/admin/generations?shopper_id={alice}&limit=100")).header("x-test-now", &header(now)).expect(200).await;
+    let rows = alices["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{alices}");
+    assert!(rows.iter().all(|g| g["shopper_id"] == alice.as_str() && g["client_id"] == client.id.as_str()), "{alices}");
+}

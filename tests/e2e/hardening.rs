@@ -70,6 +70,33 @@ async fn chunked_bodies_are_cut_off_at_the_cap_before_authentication() {
     }
 }
 
+/// The other side of the caps above: a body of exactly the cap is read
+/// whole and acted on (JSON allows the whitespace that pads it).
+#[tokio::test]
+async fn login_and_fal_webhook_bodies_exactly_at_their_caps_are_read() {
+    use crate::support::fal_webhooks;
+    let api = Api::shared();
+    let padded = |json: String, len: usize| format!("{json}{}", " ".repeat(len - json.len()));
+    let login = |len: usize| api.post("/admin/login").raw("application/json", padded(json!({ "password": stack::ADMIN_PASSWORD }).to_string(), len)).send();
+    let at_cap = login(4096).await;
+    assert_eq!(at_cap.status, 200, "{}", at_cap.text);
+    assert!(at_cap.header("set-cookie").is_some_and(|c| c.starts_with("__Host-vto_admin_session=")));
+    login(4097).await.assert_error(413, "payload_too_large");
+
+    let client = api.login().await.new_client().await;
+    let m = marker();
+    inject(&m, FaultMode::WebhookNever);
+    let job = client.post("/api/jobs").json(&try_on(&m)).expect(202).await;
+    let id = job["id"].as_str().unwrap();
+    let request = stack::emulator().queued_request_ids(&m)[0].clone();
+    let body = |len: usize| padded(fal_webhooks::ok_body(&request, &garment_url(&m)), len);
+    let key = fal_webhooks::emulator_key();
+    fal_webhooks::deliver(&api, id, &request, &body(5 * MIB + 1), &key, fal_webhooks::now_s()).await.assert_error(413, "payload_too_large");
+    let at_cap = fal_webhooks::deliver(&api, id, &request, &body(5 * MIB), &key, fal_webhooks::now_s()).await;
+    assert_eq!((at_cap.status, &at_cap.body["changed"]), (200, &json!(true)), "{}", at_cap.text);
+    assert_eq!(client.get(&format!("/api/jobs/{id}")).expect(200).await["status"], "done");
+}
+
 #[tokio::test]
 async fn a_huge_garment_list_is_refused_by_its_count() {
     let client = Api::shared().login().await.new_client().await;

@@ -73,8 +73,8 @@ async fn loopback_urls_are_refused_unless_allowed_for_development() {
 #[tokio::test]
 async fn max_body_bytes_and_max_data_uri_bytes_set_the_caps() {
     let client = api().login().await.new_client().await;
-    // A data URI decoding to one byte under the cap passes (a multiple of 3
-    // bytes: no base64 padding, see the exactly-8-MiB test in `generate`)...
+    // A data URI decoding to one byte under the cap passes (padding aside:
+    // `generate::a_data_uri_may_decode_to_exactly_the_cap_whatever_its_padding_and_not_one_byte_more`)...
     let png = |bytes: usize| {
         let mut raw = b"\x89PNG\r\n\x1a\n".to_vec();
         raw.resize(bytes, 0);
@@ -105,6 +105,30 @@ async fn fal_model_endpoints_overrides_a_models_endpoint() {
     let seen = stack::production_like().emulator.requests_matching(&m);
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, format!("/{NANO_BANANA_OVERRIDE}"));
+}
+
+/// Result URLs live `RESULT_URL_TTL_SECONDS` (their expiry rounded down to
+/// a 24th of a lifetime this short: 5 minutes), under `PUBLIC_BASE_URL`; FAL is asked to keep its file
+/// `FAL_OUTPUT_EXPIRATION_SECONDS`.
+#[tokio::test]
+async fn result_url_ttl_and_fal_output_expiration_follow_their_settings() {
+    use crate::support::stack::{SHORT_FAL_OUTPUT_EXPIRATION_SECONDS, SHORT_RESULT_URL_TTL_SECONDS};
+    let production = stack::production_like();
+    let client = api().login().await.new_client().await;
+    let m = marker();
+    let try_on = data_uri_try_on().await;
+    let body = json!({ "model": "nano-banana-pro", "person_image_url": try_on["person_image_url"], "garment_image_urls": try_on["garment_image_urls"], "prompt": format!("Dress the person ({m})") });
+    let before_s = now_ms() / 1000;
+    let reply = client.generate(&body).expect(200).await;
+    let after_s = now_ms() / 1000;
+    let url = reply["image_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/v1/results/", production.public_origin.origin())), "{url}");
+    let exp: u64 = url.split(['?', '&']).find_map(|p| p.strip_prefix("exp=")).unwrap().parse().unwrap();
+    let step = SHORT_RESULT_URL_TTL_SECONDS / 24;
+    assert_eq!(exp % step, 0, "rounded down to {step} s: {exp}");
+    assert!(exp > before_s + SHORT_RESULT_URL_TTL_SECONDS - step && exp <= after_s + SHORT_RESULT_URL_TTL_SECONDS, "exp {exp}, now {before_s}");
+    let seen = production.emulator.requests_matching(&m);
+    assert_eq!(seen[0].lifecycle, Some(format!(r#"{{"expiration_duration_seconds":{SHORT_FAL_OUTPUT_EXPIRATION_SECONDS}}}"#)));
 }
 
 #[tokio::test]

@@ -108,6 +108,7 @@ async fn a_sync_generation_links_our_url_which_serves_the_emulators_png_with_cac
     let header = |name: &str| served.headers().get(name).map(|v| v.to_str().unwrap().to_string());
     assert_eq!(header("content-type").as_deref(), Some("image/png"));
     assert_eq!(header("content-disposition"), Some(format!("inline; filename=\"{id}.png\"")));
+    assert_eq!(header("cross-origin-resource-policy").as_deref(), Some("cross-origin"), "shop pages on other origins may embed it");
     let cache = header("cache-control").unwrap();
     assert!(cache.starts_with("private, max-age=") && cache != "private, max-age=0", "{cache}");
     let etag = header("etag").expect("an entity tag");
@@ -403,4 +404,7 @@ async fn without_signing_keys_everything_else_works_and_views_link_fals_url() {
     // Nothing was signed, so nothing verifies.
     let forged = signed_url(&api.base, &client.id, id, now_ms() / 1000 + 3600);
     assert_eq!(get(&forged, &[]).await.status(), 404);
+    // Nor can widget session tokens be signed.
+    let shop = admin.create_client(serde_json::json!({ "name": format!("Shop {}", marker()), "allowed_origins": ["https://shop.example"] })).await;
+    shop.post("/api/widget-sessions").json(&serde_json::json!({ "origin": "https://shop.example" })).send().await.assert_error(503, "service_unavailable");
 }

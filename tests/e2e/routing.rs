@@ -25,3 +25,13 @@ async fn api_responses_are_not_cached_or_sniffed() {
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     assert!(reply.header("content-type").unwrap().starts_with("application/json"));
 }
+
+/// The memory measurement (`scripts/bench.sh memory`) reads this header;
+/// a deployed environment never sends it
+/// (`environments::a_deployed_environment_ignores_the_test_clock_loopback_images_and_loopback_csp`).
+#[tokio::test]
+async fn development_answers_report_the_wasm_memory_size() {
+    let reply = Api::shared().get("/health").send().await;
+    let bytes: u64 = reply.header("x-wasm-memory-bytes").expect("sent under ENVIRONMENT=development").parse().unwrap();
+    assert!(bytes > 0 && bytes % 65_536 == 0, "whole wasm pages: {bytes}");
+}

@@ -103,6 +103,29 @@ async fn one_shopper_cannot_use_up_the_shop_concurrent_requests_get_exactly_thei
 }
 
 #[tokio::test]
+async fn the_widget_rate_is_shared_by_every_shopper_of_the_shop_and_spares_its_server() {
+    let (_, client, pk) = shop(json!({ "widget_rate_limit_per_minute": 2, "shopper_rate_limit_per_minute": 100 })).await;
+    let api = Api::shared();
+    let now = "1800000000000";
+    let try_as = |shopper: String| {
+        let (api, pk) = (api.clone(), pk.clone());
+        async move { as_widget(&api, Method::POST, "/api/images/generate", &pk, &shopper, SHOP).header("x-test-now", now).json(&try_on(&marker())).send().await }
+    };
+    for _ in 0..2 {
+        let admitted = try_as(anonymous_shopper()).await;
+        assert_eq!(admitted.status, 200, "{}", admitted.text);
+    }
+    // A third shopper, who has tried nothing yet: the shop's pages have had their two.
+    let refused = try_as(anonymous_shopper()).await;
+    refused.assert_error(429, "widget_rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("30"), "one try-on comes back every 30 s");
+    // The shop's own server has its own rate.
+    client.generate(&try_on(&marker())).header("x-test-now", now).expect(200).await;
+    let usage = client.wait_for_usage_at(1_800_000_000_000, "every try-on settled", |u| u["in_progress"] == 0).await;
+    assert_eq!(usage["used"], 3, "the refusal cost nothing");
+}
+
+#[tokio::test]
 async fn a_shoppers_daily_cap_holds_until_midnight_utc() {
     let (_, _, pk) = shop(json!({ "shopper_daily_limit": 2, "shopper_rate_limit_per_minute": 100 })).await;
     let api = Api::shared();
@@ -162,6 +185,43 @@ async fn widget_tokens_are_bound_to_their_client_origin_shopper_and_hour() {
     as_token(&api, Method::GET, &format!("/api/jobs/{id}"), &theirs, SHOP).send().await.assert_error(404, "not_found");
     // And a token is no secret key.
     as_token(&api, Method::GET, "/api/generations", &token, SHOP).send().await.assert_error(403, "secret_key_required");
+}
+
+#[tokio::test]
+async fn widget_sessions_last_900_seconds_unless_asked_for_60_to_3600() {
+    let (_, client, _) = shop(json!({})).await;
+    let now = "1800000000000"; // 2027-01-15T08:00:00Z
+    let at_now = |body: Value| client.post("/api/widget-sessions").header("x-test-now", now).json(&body).send();
+    let expires = |reply: crate::support::Reply| {
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        reply.body["expires_at"].as_str().unwrap().to_string()
+    };
+    assert_eq!(expires(at_now(json!({ "origin": SHOP })).await), "2027-01-15T08:15:00.000Z");
+    assert_eq!(expires(at_now(json!({ "origin": SHOP, "ttl_seconds": 60 })).await), "2027-01-15T08:01:00.000Z");
+    assert_eq!(expires(at_now(json!({ "origin": SHOP, "ttl_seconds": 3600 })).await), "2027-01-15T09:00:00.000Z");
+    for outside in [59, 3601] {
+        at_now(json!({ "origin": SHOP, "ttl_seconds": outside })).await.assert_error(422, "invalid_ttl");
+    }
+}
+
+#[tokio::test]
+async fn a_widget_session_naming_no_shopper_is_for_a_fresh_anonymous_one() {
+    let (_, client, _) = shop(json!({})).await;
+    let api = Api::shared();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let minted = mint(&client, json!({ "origin": SHOP })).await;
+        assert_eq!(minted.status, 201, "{}", minted.text);
+        let shopper = minted.body["shopper_id"].as_str().unwrap().to_string();
+        let id = shopper.strip_prefix("anon_").unwrap_or_else(|| panic!("an anonymous shopper: {shopper}"));
+        assert!(id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric()), "{shopper}");
+        // The token acts as that shopper.
+        let token = minted.body["token"].as_str().unwrap();
+        let job = as_token(&api, Method::POST, "/api/jobs", token, SHOP).json(&try_on(&marker())).expect(202).await;
+        assert_eq!(job["shopper_id"], shopper.as_str());
+        seen.push(shopper);
+    }
+    assert_ne!(seen[0], seen[1], "each session a new shopper");
 }
 
 #[tokio::test]
@@ -229,12 +289,31 @@ async fn erasing_a_shopper_removes_their_images_and_personal_fields_and_keeps_th
 }
 
 #[tokio::test]
-async fn the_widget_script_is_served_cacheable_and_small() {
+async fn erasing_a_shopper_ends_their_live_jobs_and_no_one_elses() {
+    let (_, client, _) = shop(json!({})).await;
+    let live_job = |shopper: &str| {
+        let m = marker();
+        crate::support::inject_after(&m, crate::support::FaultMode::Slow, 10_000);
+        let mut body = try_on(&m);
+        body["shopper_id"] = json!(shopper);
+        body
+    };
+    let theirs = client.post("/api/jobs").json(&live_job("cust-erased")).expect(202).await;
+    let others = client.post("/api/jobs").json(&live_job("cust-kept")).expect(202).await;
+    let erased = client.call(Method::DELETE, "/api/shoppers/cust-erased").expect(200).await;
+    assert_eq!((erased["erased_generations"].as_u64(), erased["erased_jobs"].as_u64()), (Some(0), Some(1)), "{erased}");
+    client.get(&format!("/api/jobs/{}", theirs["id"].as_str().unwrap())).send().await.assert_error(404, "not_found");
+    let kept = client.get(&format!("/api/jobs/{}", others["id"].as_str().unwrap())).expect(200).await;
+    assert_eq!(kept["shopper_id"], "cust-kept");
+}
+
+#[tokio::test]
+async fn the_widget_script_is_cached_an_hour_and_revalidated_by_its_etag() {
     let api = Api::shared();
     let script = api.get("/widget.js").send().await;
     assert_eq!(script.status, 200);
     assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
-    assert!(script.header("cache-control").unwrap().contains("max-age"));
+    assert_eq!(script.header("cache-control"), Some("public, max-age=3600, stale-while-revalidate=86400"));
     let etag = script.header("etag").unwrap().to_string();
     assert!(script.text.contains("TryOn"));
     let again = api.get("/widget.js").header("if-none-match", &etag).send().await;

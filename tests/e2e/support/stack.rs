@@ -43,6 +43,10 @@ pub const KV_MIN_TTL_SECONDS: u64 = 60;
 /// The production-like stack's caps on request bodies and data-URI images.
 pub const SMALL_MAX_BODY_BYTES: usize = 300_000;
 pub const SMALL_MAX_DATA_URI_BYTES: usize = 100_000;
+/// The production-like stack's result URL lifetime and how long FAL is asked
+/// to keep its files (defaults: 7 days and a day).
+pub const SHORT_RESULT_URL_TTL_SECONDS: u64 = 7200;
+pub const SHORT_FAL_OUTPUT_EXPIRATION_SECONDS: u64 = 7200;
 /// The production-like stack's override of one model's FAL endpoint.
 pub const NANO_BANANA_OVERRIDE: &str = "fal-ai/nano-banana-pro/v2/edit";
 pub const WEBHOOK_SIGNING_KEY: &str = "e2e-callback-signing-key";
@@ -208,6 +212,8 @@ pub fn production_like() -> &'static ProductionLike {
             .var("JOB_TTL_SECONDS", SHORT_JOB_TTL_SECONDS)
             .var("MAX_BODY_BYTES", SMALL_MAX_BODY_BYTES)
             .var("MAX_DATA_URI_BYTES", SMALL_MAX_DATA_URI_BYTES)
+            .var("RESULT_URL_TTL_SECONDS", SHORT_RESULT_URL_TTL_SECONDS)
+            .var("FAL_OUTPUT_EXPIRATION_SECONDS", SHORT_FAL_OUTPUT_EXPIRATION_SECONDS)
             .var("FAL_MODEL_ENDPOINTS", format!(r#"{{"nano-banana-pro":"{NANO_BANANA_OVERRIDE}"}}"#));
         let stack = start(options);
         // One verified delivery fills the worker's JWKS cache now, so that the
