@@ -86,19 +86,40 @@ pub fn remember_refusal(req: &Request, credential: &Credential) {
     }
 }
 
+/// Remembers a key its client's object (or D1) accepted: from a source that
+/// is being slowed down, it is still let through (see `presented`).
+pub fn remember_admission(credential: &Credential) {
+    if let Credential::Secret(key) | Credential::Publishable { key, .. } = credential {
+        REFUSALS.with(|r| r.borrow_mut().admitted(&key.hash().0, real_now()));
+    }
+}
+
 /// The credential the request presents. A source that has presented too many
-/// bad ones this minute is refused before anything else.
+/// bad credentials this minute is refused before any storage is asked,
+/// unless what it presents now is known good without storage: a widget
+/// token (its signature was checked) or a key admitted within the minute.
+/// Shops' servers and shoppers behind an address shared with an attacker
+/// (a NAT, a carrier's shared address) keep working.
 pub fn presented(req: &Request, ctx: &Ctx) -> ApiResult<Credential> {
     let source = source(req);
     let now = real_now();
-    if let Some(retry_after_s) = REFUSALS.with(|r| r.borrow().throttled(&source, now, ctx.config.bad_credentials_per_minute)) {
-        return Err(ApiError::TooManyRequests {
-            code: "too_many_invalid_credentials",
-            message: "too many requests with invalid credentials from this address; retry after the delay in Retry-After".into(),
-            retry_after_s,
-        });
+    let throttled = REFUSALS.with(|r| r.borrow().throttled(&source, now, ctx.config.bad_credentials_per_minute));
+    let read = read(req, ctx);
+    if let Some(retry_after_s) = throttled {
+        let known_good = match &read {
+            Ok(Credential::Token(_)) => true,
+            Ok(Credential::Secret(key) | Credential::Publishable { key, .. }) => REFUSALS.with(|r| r.borrow().recently_admitted(&key.hash().0, now)),
+            Err(_) => false,
+        };
+        if !known_good {
+            return Err(ApiError::TooManyRequests {
+                code: "too_many_invalid_credentials",
+                message: "too many requests with invalid credentials from this address; retry after the delay in Retry-After".into(),
+                retry_after_s,
+            });
+        }
     }
-    let credential = read(req, ctx).inspect_err(|e| {
+    let credential = read.inspect_err(|e| {
         if e.status() == 401 {
             REFUSALS.with(|r| r.borrow_mut().count(&source, now));
         }

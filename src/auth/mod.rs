@@ -17,7 +17,7 @@ use crate::request::header;
 use crate::state::Ctx;
 use crate::store::{self, clients::ClientRow};
 pub use credential::{presented, Credential};
-use credential::{invalid_key, remember_refusal};
+use credential::{invalid_key, remember_admission, remember_refusal};
 use worker::{D1PreparedStatement, D1Result, Request};
 
 /// A client whose key was accepted for this request.
@@ -86,6 +86,7 @@ async fn decide(
     let decision = ctx.timed("limiter", ctx.limiter.admit(client, &request)).await?;
     match decision {
         Decision::Admitted(admission) => {
+            remember_admission(credential);
             ctx.set_limits(admission.limits);
             let principal = ApiClient {
                 id: client.clone(),
@@ -189,6 +190,7 @@ pub async fn authenticate_read(
     if !row.is_active() {
         return Err(inactive());
     }
+    remember_admission(&Credential::Secret(key.clone()));
     if let Some(origin) = header(req, "origin") {
         if !origin_allowed(&row.origins(), &origin) {
             return Err(origin_not_allowed());

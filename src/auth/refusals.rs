@@ -1,7 +1,10 @@
 //! What an isolate remembers of the credentials it refused, so that a flood
 //! of bad ones costs as little as possible: a key just refused is refused
 //! again from memory (no call to its client's object), and a source that
-//! keeps presenting bad keys is slowed down before anything else runs.
+//! keeps presenting bad keys is slowed down before any storage is asked.
+//! Keys admitted a moment ago are remembered too, so that a shop's server or
+//! a shopper sharing an address with whoever floods it (a NAT, a mobile
+//! carrier's shared address) keeps working while the flood is slowed.
 //! Memory only, per isolate and bounded: a refusal must never cost a write.
 
 use std::collections::HashMap;
@@ -19,6 +22,8 @@ pub struct Refusals {
     keys: HashMap<String, u64>,
     /// Source → (window start, bad credentials in it).
     sources: HashMap<String, (u64, u32)>,
+    /// Key hash → until when it counts as just admitted.
+    admitted: HashMap<String, u64>,
 }
 
 impl Refusals {
@@ -30,7 +35,19 @@ impl Refusals {
     pub fn refused(&mut self, key_hash: &str, source: &str, now: u64) {
         prune(&mut self.keys, |until| *until > now);
         self.keys.insert(key_hash.to_string(), now + REFUSAL_MEMORY_MS);
+        self.admitted.remove(key_hash);
         self.count(source, now);
+    }
+
+    /// Remembers a key its client's object (or D1) just accepted.
+    pub fn admitted(&mut self, key_hash: &str, now: u64) {
+        prune(&mut self.admitted, |until| *until > now);
+        self.admitted.insert(key_hash.to_string(), now + REFUSAL_MEMORY_MS);
+    }
+
+    /// Whether `key_hash` was accepted within the last minute (and not refused since).
+    pub fn recently_admitted(&self, key_hash: &str, now: u64) -> bool {
+        self.admitted.get(key_hash).is_some_and(|until| *until > now)
     }
 
     /// Counts a bad credential (malformed or refused) against its source.
@@ -91,11 +108,24 @@ mod tests {
     }
 
     #[test]
+    fn a_key_admitted_a_moment_ago_is_remembered_until_it_is_refused() {
+        let mut r = Refusals::default();
+        r.admitted("good", 1_000);
+        assert!(r.recently_admitted("good", 1_000 + REFUSAL_MEMORY_MS - 1));
+        assert!(!r.recently_admitted("good", 1_000 + REFUSAL_MEMORY_MS));
+        assert!(!r.recently_admitted("other", 1_000));
+        // Revoked meanwhile: the next refusal ends the memory of it at once.
+        r.refused("good", "1.2.3.4", 2_000);
+        assert!(!r.recently_admitted("good", 2_000));
+    }
+
+    #[test]
     fn memory_stays_bounded() {
         let mut r = Refusals::default();
         for i in 0..(MAX_ENTRIES * 2) {
             r.refused(&format!("k{i}"), &format!("s{i}"), 1_000);
+            r.admitted(&format!("a{i}"), 1_000);
         }
-        assert!(r.keys.len() <= MAX_ENTRIES && r.sources.len() <= MAX_ENTRIES);
+        assert!(r.keys.len() <= MAX_ENTRIES && r.sources.len() <= MAX_ENTRIES && r.admitted.len() <= MAX_ENTRIES);
     }
 }

@@ -78,4 +78,16 @@ async fn bad_keys_write_nothing_are_refused_from_memory_and_slow_their_source_do
     let retry_after: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after), "retry-after {retry_after}");
     assert_eq!(stored_by_limiters(&own.state_dir), before, "and none of it wrote storage");
+
+    // Whoever shares that address with a good key (a shop's server behind the
+    // same NAT, shoppers on a carrier's shared address) keeps working: a key
+    // admitted within the minute passes the throttle. A key this worker has
+    // not seen yet waits like the rest, until it is admitted from elsewhere.
+    let slowed = || api.get("/api/usage");
+    slowed().header("x-api-key", &client.key).expect(200).await;
+    let other = admin.new_client().await;
+    slowed().header("x-api-key", &other.key).send().await.assert_error(429, "too_many_invalid_credentials");
+    api.get("/api/usage").header("x-api-key", &other.key).header("cf-connecting-ip", "198.51.100.20").expect(200).await;
+    slowed().header("x-api-key", &other.key).expect(200).await;
+    slowed().header("x-api-key", &forged_key()).send().await.assert_error(429, "too_many_invalid_credentials");
 }

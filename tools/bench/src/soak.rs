@@ -53,7 +53,14 @@ struct Client {
     id: String,
     key: String,
     limited: bool,
+    /// The shop's servers' address (`cf-connecting-ip`, which Cloudflare sets
+    /// and the local runtime passes through): bad credentials are throttled
+    /// per source, and in production shops and attackers do not share one.
+    source: String,
 }
+
+/// Where the callers with bad credentials come from (TEST-NET-3).
+const ATTACKER_SOURCE: &str = "203.0.113.7";
 
 pub async fn run(root: &Path, seconds: u64) {
     let state = super::state_dir(root).with_file_name("tryon-soak-state");
@@ -78,6 +85,7 @@ pub async fn run(root: &Path, seconds: u64) {
             id: created["client"]["id"].as_str().unwrap().to_string(),
             key: created["api_key"].as_str().unwrap().to_string(),
             limited,
+            source: format!("198.51.100.{}", i + 1),
         }));
     }
     let try_on = super::try_on(&fal_url);
@@ -191,6 +199,7 @@ pub async fn run(root: &Path, seconds: u64) {
 /// their end, some history and usage reads.
 async fn shop_step(http: &reqwest::Client, base: &str, client: &Client, body: &str, n: usize, tally: &Tally) {
     let key = client.key.as_str();
+    let http = &SourcedClient { http, source: &client.source };
     match n % 10 {
         0..=5 => {
             let (status, text, elapsed) = send(http.post(format!("{base}/api/images/generate")).header("x-api-key", key).header("content-type", "application/json").body(body.to_string())).await;
@@ -253,8 +262,24 @@ async fn bad_credentials_step(http: &reqwest::Client, base: &str, victim: &str, 
         3 => http.get(format!("{base}/api/generations")).header("authorization", "Bearer not-a-key"),
         _ => http.post(format!("{base}/api/jobs")).header("content-type", "application/json").body(body.to_string()),
     };
-    let (status, text, elapsed) = send(request).await;
+    let (status, text, elapsed) = send(request.header("cf-connecting-ip", ATTACKER_SOURCE)).await;
     tally.count("bad credentials", status, elapsed, &text);
+}
+
+/// A shop's requests, all from its own address.
+struct SourcedClient<'a> {
+    http: &'a reqwest::Client,
+    source: &'a str,
+}
+
+impl SourcedClient<'_> {
+    fn get(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.get(url).header("cf-connecting-ip", self.source)
+    }
+
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        self.http.post(url).header("cf-connecting-ip", self.source)
+    }
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (u16, String, Duration) {
