@@ -15,7 +15,12 @@ const mf = new Miniflare({
   // its billable operations counted.
   scriptPath: path.resolve(process.env.SCRIPT || "build/index.js"),
   modules: true,
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+  // Our build's JavaScript is ES modules: bench/count.mjs imports it, and
+  // Miniflare would otherwise read an imported `.js` as CommonJS.
+  modulesRules: [
+    { type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true },
+    { type: "ESModule", include: ["**/*.js"], fallthrough: true },
+  ],
   compatibilityDate: "2026-04-20",
   host: "127.0.0.1",
   port: Number(process.env.PORT || 0),

@@ -7,6 +7,7 @@
 //! 1,000,000 generations over 400 days and measures again, adding the
 //! dashboard's aggregate calls. Prints tables and writes JSON to target/bench/.
 
+mod costs;
 mod load;
 mod memory;
 mod seed;
@@ -74,6 +75,12 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("soak") {
         let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(300);
         soak::run(&root(), seconds).await;
+        return;
+    }
+    // `bench costs [--requests N]`: billable operations per request and their price; see costs.rs.
+    if args.get(1).map(String::as_str) == Some("costs") {
+        let requests = args.iter().position(|a| a == "--requests").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(20);
+        costs::run(&root(), requests).await;
         return;
     }
     // `bench memory`: peak wasm memory for the largest requests the caps admit; see memory.rs.
