@@ -8,6 +8,7 @@
 //! dashboard's aggregate calls. Prints tables and writes JSON to target/bench/.
 
 mod costs;
+mod latency;
 mod load;
 mod memory;
 mod seed;
@@ -81,6 +82,12 @@ async fn main() {
     if args.get(1).map(String::as_str) == Some("costs") {
         let requests = args.iter().position(|a| a == "--requests").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(20);
         costs::run(&root(), requests).await;
+        return;
+    }
+    // `bench latency [--seconds N]`: time added over a 2 s FAL, from Server-Timing; see latency.rs.
+    if args.get(1).map(String::as_str) == Some("latency") {
+        let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(10);
+        latency::run(&root(), seconds).await;
         return;
     }
     // `bench memory`: peak wasm memory for the largest requests the caps admit; see memory.rs.
