@@ -408,10 +408,7 @@ fn mean(reps: &[Stats], f: impl Fn(&Stats) -> f64) -> f64 {
 async fn dashboard(http: &reqwest::Client, base: &str, keys: &[(String, String)]) -> Value {
     let cookie = login(http, base).await;
     let client = &keys[0].0;
-    let month = {
-        let d = tryon_edge::domain::time::month_key(now_ms());
-        d
-    };
+    let month = tryon_edge::domain::time::month_key(now_ms());
     let calls = [
         ("overview", "/admin/overview".to_string()),
         ("clients (100)", "/admin/clients?limit=100".to_string()),
