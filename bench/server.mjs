@@ -10,10 +10,17 @@ import path from "node:path";
 const state = process.env.STATE;
 const started = Date.now();
 const mf = new Miniflare({
-  // SCRIPT=bench/floor.mjs runs the platform-floor worker instead.
+  // SCRIPT=bench/floor.mjs runs the platform-floor worker instead,
+  // bench/js-flow.mjs the plain JavaScript worker, bench/count.mjs ours with
+  // its billable operations counted.
   scriptPath: path.resolve(process.env.SCRIPT || "build/index.js"),
   modules: true,
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
+  // Our build's JavaScript is ES modules: bench/count.mjs imports it, and
+  // Miniflare would otherwise read an imported `.js` as CommonJS.
+  modulesRules: [
+    { type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true },
+    { type: "ESModule", include: ["**/*.js"], fallthrough: true },
+  ],
   compatibilityDate: "2026-04-20",
   host: "127.0.0.1",
   port: Number(process.env.PORT || 0),
@@ -49,6 +56,8 @@ const mf = new Miniflare({
     // Loopback image URLs (the emulator's samples) are honoured only in development.
     ENVIRONMENT: "development",
     ALLOW_LOOPBACK_IMAGE_URLS: "true",
+    // More settings for one scenario (e.g. callbacks and metrics forwarding on).
+    ...JSON.parse(process.env.EXTRA_BINDINGS || "{}"),
   },
 });
 const url = await mf.ready;

@@ -6,7 +6,9 @@
 # data to 100,000 clients and 1,000,000 generations, and measures again.
 # Prints tables; JSON goes to target/bench/. `scripts/bench.sh --quick` for a smoke run;
 # `scripts/bench.sh memory` measures peak wasm memory for the largest requests (README "Memory");
-# `scripts/bench.sh soak [--seconds N]` runs mixed traffic for a while.
+# `scripts/bench.sh soak [--seconds N]` runs mixed traffic for a while;
+# `scripts/bench.sh costs [--requests N]` counts the billable operations per
+# request and prices them (README "What a request costs").
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"

@@ -40,6 +40,17 @@ pub struct Stats {
     pub p99_ms: f64,
     /// Mean of each `Server-Timing` phase over the successful responses.
     pub server_timing_ms: BTreeMap<String, f64>,
+    /// Time added over FAL: each successful response's time as the client
+    /// measured it minus its `fal` phase, over the responses that have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_fal: Option<OverFal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverFal {
+    pub responses: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 pub type MakeReq = Arc<dyn Fn(usize) -> Req + Send + Sync>;
@@ -55,6 +66,7 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
             let mut latencies = Vec::new();
             let mut non_2xx = 0;
             let mut timing: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+            let mut over_fal = Vec::new();
             while Instant::now() < deadline {
                 let req = make(counter.fetch_add(1, Ordering::Relaxed));
                 let mut builder = http.request(req.method, format!("{base}{}", req.path));
@@ -65,6 +77,7 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
                     builder = builder.body(body);
                 }
                 let sent = Instant::now();
+                let mut fal_ms = None;
                 match builder.send().await {
                     Ok(resp) => {
                         let ok = resp.status().is_success();
@@ -73,6 +86,9 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
                         }
                         if let (true, Some(st)) = (ok, resp.headers().get("server-timing").and_then(|v| v.to_str().ok())) {
                             for (name, ms) in parse_server_timing(st) {
+                                if name == "fal" {
+                                    fal_ms = Some(ms);
+                                }
                                 let e = timing.entry(name).or_insert((0.0, 0));
                                 e.0 += ms;
                                 e.1 += 1;
@@ -82,17 +98,23 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
                     }
                     Err(_) => non_2xx += 1,
                 }
-                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                let latency = sent.elapsed().as_secs_f64() * 1000.0;
+                latencies.push(latency);
+                if let Some(fal) = fal_ms {
+                    over_fal.push(latency - fal);
+                }
             }
-            (latencies, non_2xx, timing)
+            (latencies, non_2xx, timing, over_fal)
         }));
     }
     let mut all = Vec::new();
     let mut non_2xx = 0;
     let mut timing: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let mut over_fal = Vec::new();
     for t in tasks {
-        let (l, n, tm) = t.await.expect("load task");
+        let (l, n, tm, of) = t.await.expect("load task");
         all.extend(l);
+        over_fal.extend(of);
         non_2xx += n;
         for (k, (sum, count)) in tm {
             let e = timing.entry(k).or_insert((0.0, 0));
@@ -102,6 +124,7 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
     }
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    over_fal.sort_by(|a, b| a.partial_cmp(b).unwrap());
     Stats {
         requests: all.len(),
         non_2xx,
@@ -110,6 +133,7 @@ pub async fn run(http: &reqwest::Client, base: &str, make: MakeReq, connections:
         p95_ms: percentile(&all, 0.95),
         p99_ms: percentile(&all, 0.99),
         server_timing_ms: timing.into_iter().map(|(k, (sum, n))| (k, sum / n.max(1) as f64)).collect(),
+        over_fal: (!over_fal.is_empty()).then(|| OverFal { responses: over_fal.len(), p50_ms: percentile(&over_fal, 0.50), p99_ms: percentile(&over_fal, 0.99) }),
     }
 }
 

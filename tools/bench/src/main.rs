@@ -7,6 +7,8 @@
 //! 1,000,000 generations over 400 days and measures again, adding the
 //! dashboard's aggregate calls. Prints tables and writes JSON to target/bench/.
 
+mod costs;
+mod latency;
 mod load;
 mod memory;
 mod seed;
@@ -76,6 +78,18 @@ async fn main() {
         soak::run(&root(), seconds).await;
         return;
     }
+    // `bench costs [--requests N]`: billable operations per request and their price; see costs.rs.
+    if args.get(1).map(String::as_str) == Some("costs") {
+        let requests = args.iter().position(|a| a == "--requests").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(20);
+        costs::run(&root(), requests).await;
+        return;
+    }
+    // `bench latency [--seconds N]`: time added over a 2 s FAL, from Server-Timing; see latency.rs.
+    if args.get(1).map(String::as_str) == Some("latency") {
+        let seconds = args.iter().position(|a| a == "--seconds").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(10);
+        latency::run(&root(), seconds).await;
+        return;
+    }
     // `bench memory`: peak wasm memory for the largest requests the caps admit; see memory.rs.
     if args.get(1).map(String::as_str) == Some("memory") {
         memory::run(&root()).await;
@@ -123,21 +137,34 @@ async fn main() {
 
     let small = seed::seed(&state, 1_000, 0, 400, now_ms()).expect("seeding");
     let keys: Vec<(String, String)> = small.clients.clone();
+    // The JavaScript worker of the same flow looks the same keys up in D1:
+    // it gets a copy of the seeded database, untouched by our run.
+    let js_state = sibling(&state, "js");
+    fresh_state(&root, &js_state);
+    copy_database(&state, &js_state);
 
     println!("\n== small data set: {:?} (clients, generations)", seed::counts(&state).unwrap());
     let (server, startup) = start_worker(&root, &state, &fal_url).await;
-    let small_results = suite(&http, &server.1, &fal_url, &keys, &settings).await;
+    let small_results = suite(&http, &server.1, &fal_url, &keys, &settings, true).await;
     let small_dashboard = dashboard(&http, &server.1, &keys).await;
     drop(server);
 
     // The platform floor: the same binding calls from a plain JS worker, same runtime set-up.
     println!("\n== platform floor (bench/floor.mjs: the same binding calls, no logic)");
-    let floor_state = state.with_file_name(format!("{}-floor", state.file_name().unwrap().to_string_lossy()));
+    let floor_state = sibling(&state, "floor");
     fresh_state(&root, &floor_state);
     let (floor_server, _) = start_script(&root, &floor_state, &fal_url, "bench/floor.mjs").await;
-    let floor_results = suite(&http, &floor_server.1, &fal_url, &keys, &settings).await;
+    let floor_results = suite(&http, &floor_server.1, &fal_url, &keys, &settings, true).await;
     drop(floor_server);
     let _ = std::fs::remove_dir_all(&floor_state);
+
+    // The obvious alternative: a plain JavaScript worker of the same flow
+    // (it has no admin API, so the metrics row is not measured).
+    println!("\n== plain JavaScript worker of the same flow (bench/js-flow.mjs)");
+    let (js_server, _) = start_script(&root, &js_state, &fal_url, "bench/js-flow.mjs").await;
+    let js_results = suite(&http, &js_server.1, &fal_url, &keys, &settings, false).await;
+    drop(js_server);
+    let _ = std::fs::remove_dir_all(&js_state);
 
     println!("\n== seeding 99,000 more clients and 1,000,000 generations over 400 days…");
     let seeding = Instant::now();
@@ -145,7 +172,7 @@ async fn main() {
     let seed_s = seeding.elapsed().as_secs_f64();
     println!("   seeded in {seed_s:.1} s: {:?} (clients, generations)", seed::counts(&state).unwrap());
     let (server, startup_large) = start_worker(&root, &state, &fal_url).await;
-    let large_results = suite(&http, &server.1, &fal_url, &keys, &settings).await;
+    let large_results = suite(&http, &server.1, &fal_url, &keys, &settings, true).await;
     let large_dashboard = dashboard(&http, &server.1, &keys).await;
     drop(server);
 
@@ -153,6 +180,8 @@ async fn main() {
     println!("start to first successful response: {startup} ms (small), {startup_large} ms (large)");
     print_table("small: 1,000 clients, 0 generations", &small_results);
     print_floor(&small_results, &floor_results);
+    print_js(&small_results, &js_results);
+    print_targets(&small_results, &floor_results, &js_results);
     print_table("large: 100,000 clients, 1,000,000 generations", &large_results);
     print_growth(&small_results, &large_results);
     print_dashboard(&small_dashboard, &large_dashboard);
@@ -163,7 +192,7 @@ async fn main() {
         "wasm_bytes": wasm.len(), "wasm_gzip_bytes": wasm_gzip,
         "startup_ms": { "small": startup, "large": startup_large },
         "seed_seconds": seed_s,
-        "small": small_results, "large": large_results, "floor": floor_results,
+        "small": small_results, "large": large_results, "floor": floor_results, "js_flow": js_results,
         "dashboard_ms": { "small": small_dashboard, "large": large_dashboard },
     });
     let dir = root.join("target/bench");
@@ -188,6 +217,22 @@ fn state_dir(root: &Path) -> PathBuf {
         shm.join("tryon-bench-state")
     } else {
         root.join("target/bench-state")
+    }
+}
+
+/// A state folder next to `state` for another worker of the same run.
+fn sibling(state: &Path, suffix: &str) -> PathBuf {
+    state.with_file_name(format!("{}-{suffix}", state.file_name().unwrap().to_string_lossy()))
+}
+
+/// Replaces `to`'s D1 database with a copy of `from`'s (both migrated; no worker running on either).
+fn copy_database(from: &Path, to: &Path) {
+    let (from, to) = (from.join("v3/d1/miniflare-D1DatabaseObject"), to.join("v3/d1/miniflare-D1DatabaseObject"));
+    let _ = std::fs::remove_dir_all(&to);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).expect("a migrated D1 folder") {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
     }
 }
 
@@ -287,10 +332,10 @@ fn try_on(fal_url: &str) -> String {
     .to_string()
 }
 
-/// Warm-up, then every endpoint under load.
-async fn suite(http: &reqwest::Client, base: &str, fal_url: &str, keys: &[(String, String)], s: &Settings) -> Vec<(String, Vec<Stats>)> {
+/// Warm-up, then every endpoint under load (the admin call only if `admin`).
+async fn suite(http: &reqwest::Client, base: &str, fal_url: &str, keys: &[(String, String)], s: &Settings, admin: bool) -> Vec<(String, Vec<Stats>)> {
     let keys: Arc<Vec<(String, String)>> = Arc::new(keys.to_vec());
-    let cookie = login(http, base).await;
+    let cookie = if admin { login(http, base).await } else { String::new() };
     // Every client's limiter loads its copy from D1 once; do that before measuring.
     let warm: MakeReq = {
         let keys = keys.clone();
@@ -343,7 +388,7 @@ async fn suite(http: &reqwest::Client, base: &str, fal_url: &str, keys: &[(Strin
     ];
     // A short warm-up per endpoint, then the measured repetitions.
     let mut results = Vec::new();
-    for (name, make) in ENDPOINTS.iter().zip(makers) {
+    for (name, make) in ENDPOINTS.iter().zip(makers).filter(|(name, _)| admin || !name.contains("/admin/")) {
         load::run(http, base, make.clone(), CONNECTIONS, Duration::from_secs(2)).await;
         let mut reps = Vec::new();
         for _ in 0..s.repetitions {
@@ -363,10 +408,7 @@ fn mean(reps: &[Stats], f: impl Fn(&Stats) -> f64) -> f64 {
 async fn dashboard(http: &reqwest::Client, base: &str, keys: &[(String, String)]) -> Value {
     let cookie = login(http, base).await;
     let client = &keys[0].0;
-    let month = {
-        let d = tryon_edge::domain::time::month_key(now_ms());
-        d
-    };
+    let month = tryon_edge::domain::time::month_key(now_ms());
     let calls = [
         ("overview", "/admin/overview".to_string()),
         ("clients (100)", "/admin/clients?limit=100".to_string()),
@@ -427,6 +469,48 @@ fn print_floor(ours: &[(String, Vec<Stats>)], floor: &[(String, Vec<Stats>)]) {
             100.0 * o / oh.max(0.001),
             100.0 * f / fh.max(0.001)
         );
+    }
+}
+
+/// Each endpoint against the plain JavaScript worker of the same flow.
+fn print_js(ours: &[(String, Vec<Stats>)], js: &[(String, Vec<Stats>)]) {
+    println!("\nagainst a plain JavaScript worker of the same flow (bench/js-flow.mjs, measured in the same run)");
+    println!("{:<34} {:>9} {:>9} {:>9} {:>10} {:>10}", "endpoint", "ours", "JS", "ours/JS", "our p99", "JS p99");
+    for (name, o) in ours {
+        let (orps, op99) = (mean(o, |r| r.rps), mean(o, |r| r.p99_ms));
+        match js.iter().find(|(n, _)| n == name) {
+            Some((_, j)) => {
+                let (jrps, jp99) = (mean(j, |r| r.rps), mean(j, |r| r.p99_ms));
+                println!("{name:<34} {orps:>9.0} {jrps:>9.0} {:>8.2}× {op99:>8.1}ms {jp99:>8.1}ms", orps / jrps.max(0.001));
+            }
+            None => println!("{name:<34} {orps:>9.0} {:>9} {:>9} {op99:>8.1}ms {:>10}", "n/a", "n/a", "n/a"),
+        }
+    }
+}
+
+/// The targets that one run of the small data set can decide.
+fn print_targets(ours: &[(String, Vec<Stats>)], floor: &[(String, Vec<Stats>)], js: &[(String, Vec<Stats>)]) {
+    let find = |set: &[(String, Vec<Stats>)], name: &str| set.iter().find(|(n, _)| n == name).map(|(_, reps)| (mean(reps, |r| r.rps), mean(reps, |r| r.p99_ms)));
+    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    println!("\ntargets (small data set, this run)");
+    if let (Some((o, _)), Some((j, _))) = (find(ours, ENDPOINTS[0]), find(js, ENDPOINTS[0])) {
+        let share = o / j.max(0.001);
+        println!("  {} /health ≥ 85% of the JS worker's /health: {:.0}%", verdict(share >= 0.85), 100.0 * share);
+    }
+    for name in &ENDPOINTS[1..] {
+        if let (Some((o, _)), Some((f, _))) = (find(ours, name), find(floor, name)) {
+            let share = o / f.max(0.001);
+            println!("  {} {name} ≥ 80% of the floor: {:.0}%", verdict(share >= 0.80), 100.0 * share);
+        }
+    }
+    for name in &ENDPOINTS[1..3] {
+        if let (Some((o, op99)), Some((j, jp99))) = (find(ours, name), find(js, name)) {
+            let ratio = o / j.max(0.001);
+            println!(
+                "  {} {name} ≥ 1.0× the JS worker's req/s, p99 no worse: {ratio:.2}×, p99 {op99:.1} ms vs {jp99:.1} ms",
+                verdict(ratio >= 1.0 && op99 <= jp99)
+            );
+        }
     }
 }
 

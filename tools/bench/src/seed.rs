@@ -110,6 +110,26 @@ pub fn seed(state: &Path, clients: usize, generations: usize, days: u64, now: u6
     Ok(Seeded { clients: seeded })
 }
 
+/// Gives `client` a publishable key for pages on `origin`, with browser
+/// limits too high to refuse a benchmark; returns the key.
+pub fn widget_key(state: &Path, client: &str, origin: &str) -> Result<String, String> {
+    let err = |e: rusqlite::Error| e.to_string();
+    let db = Connection::open(database_file(state)?).map_err(err)?;
+    let id = ClientId::parse(client).ok_or_else(|| format!("{client} is no client id"))?;
+    let key = ApiKey::generate(&id, KeyKind::Publishable);
+    db.execute(
+        "UPDATE clients SET allowed_origins = ?1, widget_rate_limit_per_minute = 100000, shopper_rate_limit_per_minute = 100000, shopper_daily_limit = 100000 WHERE id = ?2",
+        params![serde_json::json!([origin]).to_string(), client],
+    )
+    .map_err(err)?;
+    db.execute(
+        "INSERT INTO api_keys (id, client_id, key_hash, prefix, created_at, kind, publishable_key) VALUES (?1, ?2, ?3, ?4, ?5, 'publishable', ?6)",
+        params![tryon_edge::domain::ids::new_id("key"), client, key.hash().0, key.display_prefix(), super::now_ms() as i64, key.reveal()],
+    )
+    .map_err(err)?;
+    Ok(key.reveal().to_string())
+}
+
 pub fn counts(state: &Path) -> Result<(u64, u64), String> {
     let db = Connection::open(database_file(state)?).map_err(|e| e.to_string())?;
     let n = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(|e| e.to_string());

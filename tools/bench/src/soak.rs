@@ -130,9 +130,9 @@ pub async fn run(root: &Path, seconds: u64) {
     // unread, so the runtime closes that connection after answering, and a
     // client reusing it would see a reset that says nothing of the worker.
     let attackers = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(0).build().unwrap();
-    for c in 0..BAD_CONNECTIONS {
+    for client in clients.iter().take(BAD_CONNECTIONS) {
         let (http, base, body, tally, stop) = (attackers.clone(), base.clone(), try_on.clone(), tally.clone(), stop.clone());
-        let victim = clients[c].id.clone();
+        let victim = client.id.clone();
         tasks.push(tokio::spawn(async move {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
@@ -172,7 +172,7 @@ pub async fn run(root: &Path, seconds: u64) {
     let memory = memory.lock().unwrap().clone();
     let server_errors = tally.server_errors.lock().unwrap().clone();
     let by_status = tally.by_status.lock().unwrap().clone();
-    let five_xx: u64 = by_status.iter().filter(|(k, _)| k.ends_with(" 5") || k.split(' ').last().is_some_and(|s| s.starts_with('5'))).map(|(_, v)| v).sum();
+    let five_xx: u64 = by_status.iter().filter(|(k, _)| k.ends_with(" 5") || k.split(' ').next_back().is_some_and(|s| s.starts_with('5'))).map(|(_, v)| v).sum();
     let summary = json!({
         "seconds": traffic_s,
         "requests": tally.requests.load(Ordering::Relaxed),
