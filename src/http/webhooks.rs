@@ -50,8 +50,11 @@ pub async fn fal(req: &Request, ctx: &Ctx, delivery: VerifiedDelivery) -> ApiRes
     let query = query_pairs(req)?;
     let job_id = query_value(&query, "job").filter(|id| is_job_id(id)).ok_or_else(|| ApiError::bad_request("invalid_query", "`job` is missing or malformed"))?;
     let Some(job) = find(ctx, query_value(&query, "client"), job_id).await? else {
-        // KV is eventually consistent: a job written moments ago in another
-        // location may not be visible here yet. FAL retries failed deliveries.
+        // The job is kept (in its client's object) only once FAL has accepted
+        // it, so a webhook for a request FAL finished at once can arrive
+        // before that: 503, and FAL retries the delivery (polls cover it too).
+        // Keeping the job before the submit would cost every job one more
+        // object round trip, for a race only an instant model can cause.
         return Err(ApiError::Unavailable { message: format!("job {job_id} is not visible yet; retry") });
     };
     if job.fal.as_ref().map(|f| f.request_id.as_str()) != Some(report.request_id.as_str()) {
