@@ -29,12 +29,14 @@ pub async fn verified(req: &mut Request, ctx: &Ctx) -> ApiResult<VerifiedDeliver
     let body = read_body(req, MAX_BODY_BYTES).await?;
     let signed = SignedDelivery::from_headers(|name| header(req, name)).map_err(refused)?;
     // Real time, not a test clock: FAL stamps deliveries with its own clock.
+    // The age of the cached keys is our own affair, on the request's clock
+    // (the same in production), so that a test can let the hour pass.
     let now_ms = Date::now().as_millis();
     let unavailable = |message: String| ApiError::Unavailable { message: format!("cannot verify FAL webhooks: {message}") };
-    let keys = jwks::keys(ctx.fal.settings(), now_ms, false).await.map_err(unavailable)?;
+    let keys = jwks::keys(ctx.fal.settings(), ctx.now, false).await.map_err(unavailable)?;
     match signed.verify(&body, &keys, now_ms / 1000) {
         Err(VerifyError::SignatureMismatch) => {
-            let fresh = jwks::keys(ctx.fal.settings(), now_ms, true).await.map_err(unavailable)?;
+            let fresh = jwks::keys(ctx.fal.settings(), ctx.now, true).await.map_err(unavailable)?;
             signed.verify(&body, &fresh, now_ms / 1000).map_err(refused)?;
         }
         other => other.map_err(refused)?,

@@ -5,7 +5,8 @@
 //! it did not, which lets these tests watch verification without a job.
 
 use crate::support::fal_webhooks::{self, deliver, deliver_for_unknown_job_at, emulator_key, now_s};
-use crate::support::stack;
+use crate::support::jwks::JwksServer;
+use crate::support::stack::{self, StackOptions};
 use crate::support::{marker, try_on, wait_until, Api, TestClient};
 use serde_json::Value;
 use std::time::Duration;
@@ -58,4 +59,40 @@ async fn a_delivery_naming_another_jobs_request_is_refused_and_changes_nothing()
         .await;
         assert!(!job["image_url"].as_str().unwrap().contains("attacker"), "{job}");
     }
+}
+
+/// FAL's keys are kept an hour, then fetched again (README: "keys from the
+/// JWKS, cached an hour"). The hour passes on the test clock: a signed
+/// delivery for an unknown job answers 503 once its signature verified.
+#[tokio::test]
+async fn fals_keys_are_kept_an_hour_then_fetched_again() {
+    let jwks = JwksServer::start();
+    let own = stack::start(StackOptions::default().var("FAL_JWKS_URL", jwks.url()));
+    let api = Api::new(&own);
+    let start_ms = now_s() * 1000;
+    let deliver_at = |offset_ms: u64| {
+        let api = &api;
+        async move {
+            let request_id = format!("req-{}", marker());
+            let body = fal_webhooks::ok_body(&request_id, "https://fal.media/files/x.png");
+            let mut call = api
+                .post(&format!("/api/webhooks/fal?job={}", fal_webhooks::unknown_job_id()))
+                .raw("application/json", body.clone())
+                .header("x-test-now", &(start_ms + offset_ms).to_string());
+            for (name, value) in fal_webhooks::signed_headers(&emulator_key(), &request_id, now_s(), body.as_bytes()) {
+                call = call.header(&name, &value);
+            }
+            call.send().await.assert_error(503, "service_unavailable");
+        }
+    };
+    deliver_at(0).await;
+    let fetched = jwks.fetches().len();
+    assert!(fetched >= 1, "the first delivery fetched FAL's keys");
+    deliver_at(59 * 60 * 1000).await;
+    deliver_at(3600 * 1000 - 1000).await;
+    assert_eq!(jwks.fetches().len(), fetched, "kept for the hour");
+    deliver_at(3600 * 1000 + 1000).await;
+    assert_eq!(jwks.fetches().len(), fetched + 1, "fetched again once the hour is over");
+    deliver_at(3600 * 1000 + 2000).await;
+    assert_eq!(jwks.fetches().len(), fetched + 1, "and kept again");
 }
