@@ -35,6 +35,8 @@ pub struct Config {
     pub job_ttl_s: u64,
     /// After this long without a webhook, reading a job asks FAL directly.
     pub job_poll_after_ms: u64,
+    /// A status stream ends after this long even if its job has not.
+    pub status_stream_max_ms: u64,
     /// Our own public origin, for the webhook URL given to FAL; when unset,
     /// the origin of the request that created the job.
     pub public_base_url: Option<String>,
@@ -76,6 +78,10 @@ pub const DEFAULT_MAX_DATA_URI_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_SESSION_IDLE_MS: u64 = 2 * 3600 * 1000;
 pub const DEFAULT_JOB_TTL_S: u64 = 3600;
 pub const DEFAULT_JOB_POLL_AFTER_MS: u64 = 20_000;
+/// A status stream ends after five minutes even if its job has not (clients
+/// reconnect with `Last-Event-ID`): it holds the client's object and a
+/// connection open, and Cloudflare may restart a runtime under long streams.
+pub const DEFAULT_STATUS_STREAM_MAX_S: u64 = 5 * 60;
 /// 13 months: a year of invoices plus the month in progress.
 pub const DEFAULT_RETENTION_DAYS: u64 = 396;
 /// Larger than any output of the offered models at their offered sizes.
@@ -136,6 +142,8 @@ impl Config {
                 && gate.development,
             job_ttl_s: number("JOB_TTL_SECONDS", DEFAULT_JOB_TTL_S)?.max(crate::domain::job::KV_MIN_TTL_S),
             job_poll_after_ms: number("JOB_POLL_AFTER_MS", DEFAULT_JOB_POLL_AFTER_MS)?,
+            // Shorter only: five minutes is the bound the README gives.
+            status_stream_max_ms: number("STATUS_STREAM_MAX_SECONDS", DEFAULT_STATUS_STREAM_MAX_S)?.clamp(1, DEFAULT_STATUS_STREAM_MAX_S) * 1000,
             public_base_url: var("PUBLIC_BASE_URL").map(trim_url),
             webhook_signing_key: secret("WEBHOOK_SIGNING_KEY").map(Secret::new),
             metrics_endpoint: var("METRICS_ENDPOINT"),

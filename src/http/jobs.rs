@@ -18,11 +18,6 @@ use crate::results::links;
 use crate::state::Ctx;
 use worker::{Request, Response};
 
-/// A status stream ends after this long even if its job has not (clients
-/// reconnect with `Last-Event-ID`): it holds the client's object and a
-/// connection open, and Cloudflare may restart a runtime under long streams.
-pub const STREAM_MAX_MS: u64 = 5 * 60 * 1000;
-
 pub fn reservation_ttl_ms(ctx: &Ctx) -> u64 {
     JOB_RESERVATION_MS.min(ctx.config.job_ttl_s * 1000)
 }
@@ -137,10 +132,10 @@ pub async fn events(req: &Request, ctx: &Ctx, client: &ApiClient, id: &str, stat
         let job = current(ctx, client, id, None).await?;
         return stream_response(Response::from_bytes(crate::domain::sse::event(1, job.status.as_str(), &job.view(&links::urls(ctx)).to_string()).into_bytes())?);
     }
-    let subscribe = JobSubscribe { id: id.to_string(), last_event_id, now: ctx.now, max_ms: STREAM_MAX_MS, base: ctx.public_base() };
+    let subscribe = JobSubscribe { id: id.to_string(), last_event_id, now: ctx.now, max_ms: ctx.config.status_stream_max_ms, base: ctx.public_base() };
     let (stream, lead) = ctx.limiter.subscribe(&client.id, &subscribe).await?.ok_or_else(not_found)?;
     if let (true, Some(state)) = (lead, state) {
-        follow::in_background(ctx, state.job, STREAM_MAX_MS);
+        follow::in_background(ctx, state.job, ctx.config.status_stream_max_ms);
     }
     let (_, body) = stream.into_parts();
     stream_response(Response::from_body(body)?)

@@ -199,3 +199,46 @@ async fn a_shopper_who_disconnects_mid_generation_still_has_the_attempt_recorded
     let usage = client.wait_until_settled().await;
     assert_eq!((usage["used"].as_u64(), usage["in_progress"].as_u64()), (Some(1), Some(0)));
 }
+
+/// A stream says it is alive every 15 s while nothing changes, and ends at
+/// its bound even if the job has not (README: five minutes by default;
+/// `STATUS_STREAM_MAX_SECONDS` shortens it). Ends are checked on the same
+/// 15-second tick, so a 20-second bound ends the stream after 30 s at most.
+#[tokio::test]
+async fn a_quiet_stream_keeps_alive_every_15_seconds_and_ends_at_its_bound() {
+    let own = stack::start(StackOptions::default().var("STATUS_STREAM_MAX_SECONDS", 20));
+    let client = Api::new(&own).login().await.new_client().await;
+    let m = marker();
+    fault(&m, FaultMode::SlowQueue, 90_000);
+    fault(&m, FaultMode::WebhookNever, 0);
+    let id = create(&client, &m).await;
+    let opened = Instant::now();
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/api/jobs/{id}/events", client.api.base))
+        .header("x-api-key", &client.key)
+        .send()
+        .await
+        .expect("the worker answers");
+    assert_eq!(response.status(), 200);
+    let (mut text, mut keep_alives) = (String::new(), Vec::new());
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(60), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let chunk = String::from_utf8_lossy(&chunk).to_string();
+                if chunk.contains(": keep-alive") {
+                    keep_alives.push(opened.elapsed());
+                }
+                text.push_str(&chunk);
+            }
+            Ok(Ok(None)) => break opened.elapsed(),
+            other => panic!("the stream neither ended nor kept alive within 60 s ({other:?}); got: {text}"),
+        }
+    };
+    let first = *keep_alives.first().unwrap_or_else(|| panic!("no keep-alive comment in {ended:?}: {text}"));
+    assert!((Duration::from_secs(14)..Duration::from_secs(20)).contains(&first), "first keep-alive after {first:?}");
+    assert!((Duration::from_secs(20)..Duration::from_secs(35)).contains(&ended), "the stream ended after {ended:?}");
+    let events = parse(&text);
+    assert!(events.iter().all(|e| e.name == "queued"), "the job never moved: {events:?}");
+    // The job itself goes on; a new stream picks it up where this one left off.
+    assert_eq!(client.get(&format!("/api/jobs/{id}")).expect(200).await["status"], "queued");
+}
