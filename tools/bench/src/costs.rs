@@ -1,4 +1,4 @@
-//! `bench costs [--requests N]`: what one request costs on Cloudflare.
+//! `bench costs [--requests N] [--floor]`: what one request costs on Cloudflare.
 //!
 //! Runs our built worker wrapped by `bench/count.mjs` (which counts every
 //! billable operation at the bindings, including work after the response,
@@ -8,15 +8,18 @@
 //! (the steady state: a client's first request also loads its limiter from
 //! D1), waits until the counters stop moving, and prints the operations per
 //! request, then prices them at Cloudflare's paid-plan prices next to FAL's
-//! price per image.
+//! price per image. With `--floor`, the platform floor (bench/floor.mjs,
+//! wrapped by bench/count-floor.mjs) is counted the same way on its own
+//! state, and its counts are printed next to ours: it is meant to make the
+//! same binding calls.
 
 use super::{fresh_state, now_ms, seed, sibling, start_emulator, start_script, state_dir, try_on};
 use serde_json::{json, Map, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The counters `bench/count.mjs` keeps, in the order they are printed.
-const COUNTERS: [&str; 22] = [
+/// The counters `bench/counting.mjs` keeps, in the order they are printed.
+const COUNTERS: [&str; 23] = [
     "worker_requests",
     "queue_batches",
     "do_requests",
@@ -39,6 +42,7 @@ const COUNTERS: [&str; 22] = [
     "queue_delivered",
     "queue_acked",
     "queue_retried",
+    "fetches",
 ];
 
 /// Cloudflare's paid-plan prices in USD per operation, beyond the monthly
@@ -103,17 +107,44 @@ struct Endpoint {
     per_request: Map<String, Value>,
 }
 
-pub async fn run(root: &Path, requests: usize) {
-    let state = sibling(&state_dir(root), "costs");
-    fresh_state(root, &state);
+pub async fn run(root: &Path, requests: usize, floor: bool) {
     let (_emulator, fal_url) = start_emulator(root).await;
+    let rows = measure_script(root, &fal_url, "bench/count.mjs", "costs", requests).await;
+    print_counts(&rows, requests);
+    print_prices(&rows);
+    let mut report = json!({
+        "at": now_ms(),
+        "requests_per_endpoint": requests,
+        "per_request": per_request(&rows),
+    });
+    if floor {
+        let floor_rows = measure_script(root, &fal_url, "bench/count-floor.mjs", "costs-floor", requests).await;
+        print_against_floor(&rows, &floor_rows, requests);
+        report["floor_per_request"] = per_request(&floor_rows);
+    }
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("costs.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("\nresults: {}", dir.join("costs.json").display());
+}
+
+fn per_request(rows: &[Endpoint]) -> Value {
+    Value::Object(rows.iter().map(|r| (r.name.to_string(), Value::Object(r.per_request.clone()))).collect())
+}
+
+/// Every endpoint's counts for `script` (a counting wrapper) on a fresh
+/// state with the small data set.
+async fn measure_script(root: &Path, fal_url: &str, script: &str, suffix: &str, requests: usize) -> Vec<Endpoint> {
+    let state = sibling(&state_dir(root), suffix);
+    fresh_state(root, &state);
     let small = seed::seed(&state, 1_000, 0, 400, now_ms()).expect("seeding");
     let (client, key) = small.clients[0].clone();
     let publishable = seed::widget_key(&state, &client, ORIGIN).expect("a publishable key");
-    let (server, _) = start_script(root, &state, &fal_url, "bench/count.mjs").await;
+    println!("counting {script}");
+    let (server, _) = start_script(root, &state, fal_url, script).await;
     let base = server.1.clone();
     let http = reqwest::Client::new();
-    let body = try_on(&fal_url);
+    let body = try_on(fal_url);
 
     // The client's limiter loads once from D1; that is not a request's cost.
     send(&http, &base, Call::get("/api/usage", &key)).await;
@@ -144,19 +175,9 @@ pub async fn run(root: &Path, requests: usize) {
     );
     drop(server);
     let _ = std::fs::remove_dir_all(&state);
-
-    print_counts(&rows, requests);
-    print_prices(&rows);
-    let report = json!({
-        "at": now_ms(),
-        "requests_per_endpoint": requests,
-        "per_request": rows.iter().map(|r| (r.name.to_string(), Value::Object(r.per_request.clone()))).collect::<Map<_, _>>(),
-    });
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("costs.json"), serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    println!("\nresults: {}", dir.join("costs.json").display());
+    rows
 }
+
 
 struct Call {
     method: reqwest::Method,
@@ -341,4 +362,27 @@ fn print_prices(rows: &[Endpoint]) {
         }
     }
     println!("do_wall_ms: the limiter round trip as its caller waits for it (an upper bound on the object's billed active time: requests to one object overlap)");
+}
+
+/// Each counter that is not zero everywhere: ours / the floor's, per endpoint.
+fn print_against_floor(ours: &[Endpoint], floor: &[Endpoint], n: usize) {
+    println!("\nours / floor, per request (mean of {n} each; the floor is bench/floor.mjs, wrapped by bench/count-floor.mjs)");
+    print!("{:<18}", "counter");
+    for (i, _) in ours.iter().enumerate() {
+        print!(" {:>13}", format!("[{}]", i + 1));
+    }
+    println!();
+    for counter in COUNTERS {
+        if ours.iter().chain(floor).all(|r| get(r, counter) == 0.0) {
+            continue;
+        }
+        print!("{counter:<18}");
+        for (o, f) in ours.iter().zip(floor) {
+            print!(" {:>13}", format!("{:.2}/{:.2}", get(o, counter), get(f, counter)));
+        }
+        println!();
+    }
+    for (i, r) in ours.iter().enumerate() {
+        println!("  [{}] {}", i + 1, r.name);
+    }
 }

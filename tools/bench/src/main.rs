@@ -78,10 +78,10 @@ async fn main() {
         soak::run(&root(), seconds).await;
         return;
     }
-    // `bench costs [--requests N]`: billable operations per request and their price; see costs.rs.
+    // `bench costs [--requests N] [--floor]`: billable operations per request and their price (and the floor's); see costs.rs.
     if args.get(1).map(String::as_str) == Some("costs") {
         let requests = args.iter().position(|a| a == "--requests").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(20);
-        costs::run(&root(), requests).await;
+        costs::run(&root(), requests, args.iter().any(|a| a == "--floor")).await;
         return;
     }
     // `bench latency [--seconds N]`: time added over a 2 s FAL, from Server-Timing; see latency.rs.
@@ -142,6 +142,10 @@ async fn main() {
     let js_state = sibling(&state, "js");
     fresh_state(&root, &js_state);
     copy_database(&state, &js_state);
+    // So does the floor: its key checks and history reads find the same rows ours do.
+    let floor_state = sibling(&state, "floor");
+    fresh_state(&root, &floor_state);
+    copy_database(&state, &floor_state);
 
     println!("\n== small data set: {:?} (clients, generations)", seed::counts(&state).unwrap());
     let (server, startup) = start_worker(&root, &state, &fal_url).await;
@@ -151,8 +155,6 @@ async fn main() {
 
     // The platform floor: the same binding calls from a plain JS worker, same runtime set-up.
     println!("\n== platform floor (bench/floor.mjs: the same binding calls, no logic)");
-    let floor_state = sibling(&state, "floor");
-    fresh_state(&root, &floor_state);
     let (floor_server, _) = start_script(&root, &floor_state, &fal_url, "bench/floor.mjs").await;
     let floor_results = suite(&http, &floor_server.1, &fal_url, &keys, &settings, true).await;
     drop(floor_server);
