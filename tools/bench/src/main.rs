@@ -168,6 +168,12 @@ async fn main() {
     drop(js_server);
     let _ = std::fs::remove_dir_all(&js_state);
 
+    // The fixed cost of a request, where drift between phases would swamp
+    // it: our worker, the smallest workers-rs worker and the plain JS worker
+    // run side by side, probed on `/health` in turn, round after round.
+    println!("\n== /health side by side (ours, minimal workers-rs, plain JavaScript), alternating");
+    let health = health_side_by_side(&root, &state, &fal_url, &http, &settings).await;
+
     println!("\n== seeding 99,000 more clients and 1,000,000 generations over 400 days…");
     let seeding = Instant::now();
     seed::seed(&state, 99_000, 1_000_000, 400, now_ms()).expect("seeding");
@@ -183,7 +189,8 @@ async fn main() {
     print_table("small: 1,000 clients, 0 generations", &small_results);
     print_floor(&small_results, &floor_results);
     print_js(&small_results, &js_results);
-    print_targets(&small_results, &floor_results, &js_results);
+    print_health(&health);
+    print_targets(&small_results, &floor_results, &js_results, &health);
     print_table("large: 100,000 clients, 1,000,000 generations", &large_results);
     print_growth(&small_results, &large_results);
     print_dashboard(&small_dashboard, &large_dashboard);
@@ -194,7 +201,7 @@ async fn main() {
         "wasm_bytes": wasm.len(), "wasm_gzip_bytes": wasm_gzip,
         "startup_ms": { "small": startup, "large": startup_large },
         "seed_seconds": seed_s,
-        "small": small_results, "large": large_results, "floor": floor_results, "js_flow": js_results,
+        "small": small_results, "large": large_results, "floor": floor_results, "js_flow": js_results, "health_side_by_side": health,
         "dashboard_ms": { "small": small_dashboard, "large": large_dashboard },
     });
     let dir = root.join("target/bench");
@@ -490,14 +497,61 @@ fn print_js(ours: &[(String, Vec<Stats>)], js: &[(String, Vec<Stats>)]) {
     }
 }
 
+/// The three workers whose `/health` is compared side by side.
+const HEALTH_WORKERS: [(&str, &str); 3] =
+    [("ours", "build/index.js"), ("minimal workers-rs", "tools/minimal-worker/build/index.js"), ("plain JavaScript", "bench/js-flow.mjs")];
+
+/// `/health` of the three workers, all running, probed in turn: five rounds
+/// (three with `--quick`) of one measurement each.
+async fn health_side_by_side(root: &Path, state: &Path, fal_url: &str, http: &reqwest::Client, s: &Settings) -> Vec<(String, Vec<Stats>)> {
+    let mut servers = Vec::new();
+    for (i, (_, script)) in HEALTH_WORKERS.iter().enumerate() {
+        let dir = sibling(state, &format!("health-{i}"));
+        fresh_state(root, &dir);
+        servers.push((start_script(root, &dir, fal_url, script).await.0, dir));
+    }
+    let mut results: Vec<(String, Vec<Stats>)> = HEALTH_WORKERS.iter().map(|(name, _)| (name.to_string(), Vec::new())).collect();
+    for ((_, base), _) in &servers {
+        load::run(http, base, Arc::new(|_| Req::get("/health")), CONNECTIONS, Duration::from_secs(2)).await;
+    }
+    let rounds = if s.repetitions > 1 { 5 } else { 3 };
+    for _ in 0..rounds {
+        for (i, ((_, base), _)) in servers.iter().enumerate() {
+            let stats = load::run(http, base, Arc::new(|_| Req::get("/health")), CONNECTIONS, Duration::from_secs(s.seconds.min(5))).await;
+            results[i].1.push(stats);
+        }
+    }
+    for ((server, dir), (name, reps)) in servers.into_iter().zip(&results) {
+        drop(server);
+        let _ = std::fs::remove_dir_all(dir);
+        println!("   {name:<34} {:>8.0} req/s  p50 {:>6.2} ms", mean(reps, |r| r.rps), mean(reps, |r| r.p50_ms));
+    }
+    results
+}
+
+fn print_health(health: &[(String, Vec<Stats>)]) {
+    println!("\n/health side by side ({CONNECTIONS} connections, the three workers probed in turn; mean of the rounds)");
+    println!("{:<22} {:>9} {:>8} {:>8} {:>16}", "worker", "req/s", "p50 ms", "p99 ms", "of plain JS");
+    let js = health.last().map_or(0.0, |(_, reps)| mean(reps, |r| r.rps));
+    for (name, reps) in health {
+        let rps = mean(reps, |r| r.rps);
+        println!("{name:<22} {rps:>9.0} {:>8.2} {:>8.1} {:>15.0}%", mean(reps, |r| r.p50_ms), mean(reps, |r| r.p99_ms), 100.0 * rps / js.max(0.001));
+    }
+}
+
 /// The targets that one run of the small data set can decide.
-fn print_targets(ours: &[(String, Vec<Stats>)], floor: &[(String, Vec<Stats>)], js: &[(String, Vec<Stats>)]) {
+fn print_targets(ours: &[(String, Vec<Stats>)], floor: &[(String, Vec<Stats>)], js: &[(String, Vec<Stats>)], health: &[(String, Vec<Stats>)]) {
     let find = |set: &[(String, Vec<Stats>)], name: &str| set.iter().find(|(n, _)| n == name).map(|(_, reps)| (mean(reps, |r| r.rps), mean(reps, |r| r.p99_ms)));
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     println!("\ntargets (small data set, this run)");
-    if let (Some((o, _)), Some((j, _))) = (find(ours, ENDPOINTS[0]), find(js, ENDPOINTS[0])) {
+    if let (Some((o, _)), Some((m, _)), Some((j, _))) = (find(health, HEALTH_WORKERS[0].0), find(health, HEALTH_WORKERS[1].0), find(health, HEALTH_WORKERS[2].0)) {
         let share = o / j.max(0.001);
-        println!("  {} /health ≥ 85% of the JS worker's /health: {:.0}%", verdict(share >= 0.85), 100.0 * share);
+        println!(
+            "  {} /health ≥ 85% of the JS worker's /health (side by side): {:.0}% (the smallest workers-rs worker: {:.0}%)",
+            verdict(share >= 0.85),
+            100.0 * share,
+            100.0 * m / j.max(0.001)
+        );
     }
     for name in &ENDPOINTS[1..] {
         if let (Some((o, _)), Some((f, _))) = (find(ours, name), find(floor, name)) {
