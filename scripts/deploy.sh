@@ -112,9 +112,11 @@ EOF
 # the keys of this environment's tables, read from the file as written.
 read_config_by_hand() {
   awk -v env="$ENV_NAME" '
-    /^\[/ { inside = ($0 ~ "^\\[\\[?env\\." env "[].]") }
-    !inside { next }
+    /^\[/ { inside = ($0 ~ "^\\[\\[?env\\." env "[].]"); migrations = ($0 ~ /^\[\[migrations\]\]/) }
     { line = $0; sub(/[ \t]*#.*$/, "", line) }
+    # Durable Object migrations are top-level tables every environment inherits.
+    migrations && line ~ /^tag[ \t]*=/ { tag = val(line) }
+    !inside { next }
     function val(l) { sub(/^[^=]*=[ \t]*"/, "", l); sub(/".*$/, "", l); return l }
     line ~ /^PUBLIC_BASE_URL[ \t]*=/ { base = val(line) }
     line ~ /^ENVIRONMENT[ \t]*=/ { environment = val(line) }
@@ -123,7 +125,6 @@ read_config_by_hand() {
     line ~ /^id[ \t]*=/ { kvid = val(line) }
     line ~ /^bucket_name[ \t]*=/ { r2 = r2 (r2 ? " " : "") val(line) }
     line ~ /^(queue|dead_letter_queue)[ \t]*=/ { q = val(line); if (!(q in seen)) { seen[q]; queues = queues (queues ? " " : "") q } }
-    line ~ /^tag[ \t]*=/ { tag = val(line) }
     line ~ /pattern[ \t]*=/ { p = line; sub(/^.*pattern[ \t]*=[ \t]*"/, "", p); sub(/".*$/, "", p); routes = routes (routes ? " " : "") p }
     END {
       printf "WORKER_NAME=tryon-edge-%s\nBASE_URL=%s\nENVIRONMENT_VAR=%s\nD1_NAME=%s\nD1_ID=%s\nKV_ID=%s\n", env, base, environment, d1name, d1id, kvid

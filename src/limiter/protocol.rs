@@ -224,3 +224,68 @@ pub struct LoginReply {
     pub allowed: bool,
     pub retry_after_s: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    //! Messages exactly as the previous releases' workers and objects sent
+    //! them (their shapes from `git log -p -- src/limiter/protocol.rs`): each
+    //! must still decode, its missing fields taking their defaults.
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_previous_workers_job_subscription_without_base_still_decodes() {
+        // Before result images (558b6a3) a subscription named no public origin.
+        let old = json!({ "id": "job_abcdefghij0123456789", "last_event_id": 4, "now": 1_000, "max_ms": 300_000 });
+        let s: JobSubscribe = serde_json::from_value(old).expect("the previous release's JobSubscribe decodes");
+        assert_eq!((s.id.as_str(), s.last_event_id, s.now, s.max_ms, s.base.as_str()), ("job_abcdefghij0123456789", Some(4), 1_000, 300_000, ""));
+    }
+
+    #[test]
+    fn a_previous_workers_reservation_without_a_deadline_still_decodes() {
+        // Before 558b6a3 a reservation's meta had no real-clock deadline.
+        let old = json!({
+            "key_hash": "ab".repeat(32), "credential": "publishable", "shopper_id": "s-1", "origin": "https://shop.test",
+            "now": 1_000, "idempotency": null, "job": null,
+            "reserve": { "id": "gen_x", "ttl_ms": 150_000, "meta": { "model": "fal-virtual-try-on", "garments_count": 1, "endpoint": "/api/images/generate", "job": false } }
+        });
+        let r: AdmitRequest = serde_json::from_value(old).expect("the previous release's AdmitRequest decodes");
+        let meta = r.reserve.and_then(|reserve| reserve.meta).expect("the meta is kept");
+        assert_eq!((meta.model.as_str(), meta.garments_count, meta.job, meta.deadline_ms), ("fal-virtual-try-on", 1, false, 0));
+        assert_eq!((r.credential, r.shopper_id.as_deref()), (Credential::Publishable, Some("s-1")));
+    }
+
+    #[test]
+    fn an_admission_request_and_answer_from_before_widgets_and_live_jobs_still_decode() {
+        // 78f1597: no credential kind, shopper, job read or reservation meta;
+        // the object's answer carried no job.
+        let request = json!({ "key_hash": "ab".repeat(32), "origin": null, "now": 1_000, "reserve": { "id": "gen_x", "ttl_ms": 150_000 } });
+        let r: AdmitRequest = serde_json::from_value(request).expect("the old AdmitRequest decodes");
+        assert_eq!((r.credential, r.shopper_id, r.idempotency.is_none(), r.job.is_none()), (Credential::Secret, None, true, true));
+        assert!(r.reserve.is_some_and(|reserve| reserve.meta.is_none()));
+
+        let limits = json!({
+            "rate_limit_per_minute": 60, "rate_burst": 60, "rate_remaining": 59, "rate_reset_s": 1, "month": "2026-11",
+            "quota_limit": 1000, "quota_used": 0, "quota_reserved": 1, "quota_remaining": 999, "quota_reset_at": 2_000,
+            "in_flight": 1, "max_concurrent": 5
+        });
+        let answer = json!({ "decision": "admitted", "client": { "client_id": "cl_x", "name": "Shop", "allowed_origins": [] }, "limits": limits });
+        match serde_json::from_value::<Decision>(answer).expect("the old Decision decodes") {
+            Decision::Admitted(a) => assert!(a.job.is_none() && a.limits.quota_reserved == 1),
+            other => panic!("decoded as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_a_next_release_adds_are_ignored() {
+        // The other direction: this release's object, still running while the
+        // next release's workers call it, reads their messages with fields it
+        // does not know.
+        let newer = json!({ "id": "job_x", "last_event_id": null, "now": 1, "max_ms": 2, "base": "https://api.test", "added_later": true });
+        assert!(serde_json::from_value::<JobSubscribe>(newer).is_ok());
+        let login = json!({ "now": 1, "window_ms": 900_000, "max_failures": 10, "record_failure": false, "added_later": 1 });
+        assert!(serde_json::from_value::<LoginRequest>(login).is_ok());
+        let admit = json!({ "key_hash": "", "origin": null, "now": 1, "reserve": null, "added_later": [] });
+        assert!(serde_json::from_value::<AdmitRequest>(admit).is_ok());
+    }
+}

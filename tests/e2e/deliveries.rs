@@ -129,6 +129,34 @@ async fn an_admin_redelivers_an_event_with_the_same_webhook_id_and_a_new_run() {
 }
 
 #[tokio::test]
+async fn a_redelivery_supersedes_a_run_still_retrying() {
+    let admin = Api::shared().login().await;
+    let receiver = Receiver::start(0).await;
+    receiver.set_down(true);
+    let (client, _) = admin.client_with_callbacks(&receiver.url, json!({})).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    let log = admin.wait_for_log(&client.id, 10, |l| l.iter().any(|d| d["destination"] == "callback")).await;
+    let id = log.iter().find(|d| d["destination"] == "callback").unwrap()["id"].as_str().unwrap().to_string();
+
+    // Redelivered during the old run's longest wait (the 4-s delay after its
+    // third attempt); the receiver stays down, so both runs would go on
+    // failing and retrying if the old one were not stopped.
+    receiver.wait_for(3, 15).await;
+    admin.post(&format!("/admin/deliveries/{id}/redeliver")).expect(202).await;
+
+    // The new run's full schedule and nothing of the old run's remaining six attempts.
+    let attempts = EVENT_RETRY_DELAYS.len() + 1;
+    receiver.exactly(3 + attempts, 60, QUIET).await;
+    let log = admin.wait_for_log(&client.id, 15, |l| l.iter().any(|d| d["id"] == id && d["dead_lettered_at"].is_string())).await;
+    let delivery = log.iter().find(|d| d["id"] == id).unwrap();
+    let runs: Vec<Value> = delivery["attempts"].as_array().unwrap().iter().map(|a| a["run"].clone()).collect();
+    let mut expected = vec![json!(1); 3];
+    expected.extend(vec![json!(2); attempts]);
+    assert_eq!(runs, expected);
+    assert_eq!((delivery["status"].as_str(), delivery["run"].as_u64()), (Some("failed"), Some(2)));
+}
+
+#[tokio::test]
 async fn clients_receive_only_the_event_types_they_chose() {
     let admin = Api::shared().login().await;
     let receiver = Receiver::start(0).await;

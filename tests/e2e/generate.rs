@@ -230,6 +230,19 @@ async fn fal_validation_errors_become_422_with_fals_reason() {
 }
 
 #[tokio::test]
+async fn fal_bad_requests_become_422_with_fals_reason_are_recorded_and_cost_nothing() {
+    let client = Api::shared().login().await.create_client(json!({ "name": format!("Refused {}", marker()), "usage_limit": 1 })).await;
+    let m = marker();
+    inject(&m, FaultMode::Error400);
+    let reply = client.generate(&try_on(&m)).send().await;
+    reply.assert_error(422, "upstream_rejected_input");
+    assert!(reply.body["error"]["message"].as_str().unwrap().contains("Failed to download the file at image_url"), "{}", reply.body);
+    assert_recorded_error(&client, "Failed to download the file at image_url").await;
+    assert_eq!(client.wait_until_settled().await["used"], 0);
+    client.generate(&try_on(&marker())).expect(200).await;
+}
+
+#[tokio::test]
 async fn a_busy_fal_becomes_503_is_recorded_and_costs_nothing() {
     let client = Api::shared().login().await.create_client(json!({ "name": format!("Busy {}", marker()), "usage_limit": 1 })).await;
     let m = marker();

@@ -12,6 +12,9 @@ pub enum FaultMode {
     Error500,
     /// HTTP 422 with FAL's validation-error list.
     Error422,
+    /// HTTP 400 with a FAL-shaped `{"detail": "..."}`, as FAL refuses a
+    /// request it cannot use (a file it cannot fetch, say) before validating it.
+    Error400,
     /// HTTP 401, as FAL answers a bad key.
     Unauthorized,
     /// HTTP 429.

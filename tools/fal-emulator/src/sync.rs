@@ -33,6 +33,7 @@ pub fn accept_post(state: &AppState, path: String, headers: &HeaderMap, body: &B
 /// The answer for faults that fail a request outright, the same on both APIs.
 pub fn immediate_failure(mode: FaultMode) -> Option<Response> {
     match mode {
+        FaultMode::Error400 => Some(fal_error(StatusCode::BAD_REQUEST, "Failed to download the file at image_url (emulated)".into())),
         FaultMode::Error500 => Some(fal_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error (emulated)".into())),
         FaultMode::Unauthorized => Some(fal_error(StatusCode::UNAUTHORIZED, "Invalid API key (emulated)".into())),
         FaultMode::RateLimited => Some(fal_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded (emulated)".into())),
@@ -72,7 +73,7 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
             // Applied below, to the output once there is one.
             FaultMode::ResetMidBody | FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone | FaultMode::HugeAnswer => {}
             // Handled above, or queue-only: the sync API answers normally.
-            FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
+            FaultMode::Error400 | FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
             FaultMode::Slow
             | FaultMode::WebhookNever
             | FaultMode::WebhookTwice
