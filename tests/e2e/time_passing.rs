@@ -60,3 +60,26 @@ async fn fals_keys_are_cached_and_an_unknown_key_triggers_at_most_one_refetch_a_
     deliver_for_unknown_job_at(&base, &emulator_key(), now_s()).await.assert_error(503, "service_unavailable");
     assert_eq!(jwks.fetches().len(), before + 1);
 }
+
+/// README: "A job that never ends is recorded as failed when its TTL passes"
+/// — so that every attempt is a row — and it is not charged. The stalled job
+/// is never read (a read past JOB_POLL_AFTER_MS would ask FAL and end it):
+/// only the history is, until the client's object records it.
+#[tokio::test]
+async fn a_job_that_never_ends_is_recorded_failed_when_its_ttl_passes() {
+    let stalled = &stack::production_like().stalled_job;
+    let client = TestClient { api: Api::new(&stack::production_like().stack), ..stalled.client.clone() };
+    let row = wait_until("the stalled job's row", Duration::from_secs(stack::KV_MIN_TTL_SECONDS + 60), || async {
+        let history = client.history().await;
+        match history.iter().find(|g| g["job_id"] == stalled.id.as_str()) {
+            Some(row) => Ok(row.clone()),
+            None => Err(format!("no row after {:?}", stalled.created.elapsed())),
+        }
+    })
+    .await;
+    assert!(stalled.created.elapsed() >= Duration::from_secs(stack::KV_MIN_TTL_SECONDS - 1), "recorded only once its lifetime passed");
+    assert_eq!(row["status"], "error", "{row}");
+    assert!(row["error"].as_str().is_some_and(|e| e.contains("within the job's lifetime")), "{row}");
+    let usage = client.get("/api/usage").expect(200).await;
+    assert_eq!((usage["used"].as_u64(), usage["in_progress"].as_u64()), (Some(0), Some(0)), "released, not charged: {usage}");
+}

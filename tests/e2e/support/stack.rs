@@ -182,6 +182,10 @@ pub struct ProductionLike {
     /// A job created (and finished) as the stack started, so that the minute
     /// its record takes to expire passes while the other tests run.
     pub aging_job: AgingJob,
+    /// A job created as the stack started and never read: no webhook reaches
+    /// this stack and nobody polls, so the worker never learns how it ended,
+    /// and its lifetime (60 s) passes while the other tests run.
+    pub stalled_job: AgingJob,
 }
 
 pub struct AgingJob {
@@ -224,7 +228,9 @@ pub fn production_like() -> &'static ProductionLike {
         let base = stack.base.clone();
         let aging_job = block_on(async move { create_aging_job(&base).await });
         trace("production-like", "aging job finished");
-        ProductionLike { stack, emulator, jwks, public_origin, aging_job }
+        let base = stack.base.clone();
+        let stalled_job = block_on(async move { create_stalled_job(&base).await });
+        ProductionLike { stack, emulator, jwks, public_origin, aging_job, stalled_job }
     })
 }
 
@@ -242,6 +248,14 @@ async fn create_aging_job(base: &str) -> AgingJob {
     })
     .await;
     AgingJob { client, id, created }
+}
+
+async fn create_stalled_job(base: &str) -> AgingJob {
+    let client = super::Api::at(base).login().await.new_client().await;
+    let body = super::data_uri_try_on().await;
+    let created = Instant::now();
+    let job = client.post("/api/jobs").json(&body).expect(202).await;
+    AgingJob { id: job["id"].as_str().unwrap().to_string(), client, created }
 }
 
 pub fn maintenance() -> &'static Stack {
