@@ -237,9 +237,17 @@ async fn wait_until_finished(client: &TestClient, job_id: &str) {
 
 /// A stack of its own whose clients are paused after 3 s of failures (a
 /// day by default), and whose cron may run without touching other tests.
+/// The delivery log's lifetime on this module's own stack (the default is 30 days).
+const DELIVERY_LOG_DAYS: u64 = 10;
+
 fn own_stack() -> &'static Stack {
     static STACK: OnceLock<Stack> = OnceLock::new();
-    STACK.get_or_init(|| stack::start(StackOptions { vars: vec![("CALLBACK_PAUSE_AFTER_SECONDS".into(), "3".into())], ..Default::default() }))
+    STACK.get_or_init(|| {
+        stack::start(StackOptions {
+            vars: vec![("CALLBACK_PAUSE_AFTER_SECONDS".into(), "3".into()), ("DELIVERY_LOG_DAYS".into(), DELIVERY_LOG_DAYS.to_string())],
+            ..Default::default()
+        })
+    })
 }
 
 async fn own_admin() -> Admin {
@@ -289,21 +297,27 @@ async fn the_cron_deletes_deliveries_past_the_log_retention() {
     let receiver = Receiver::start(0).await;
     let (client, _) = admin.client_with_callbacks(&receiver.url, json!({})).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let forty_days_ago = (now - 40 * 24 * 3600 * 1000).to_string();
-    client.generate(&try_on(&marker())).header("x-test-now", &forty_days_ago).expect(200).await;
+    let days_ago = |days: u64| (now - days * 24 * 3600 * 1000).to_string();
+    // This stack keeps the log DELIVERY_LOG_DAYS (10) days: a day past it goes, a day short of it stays.
+    client.generate(&try_on(&marker())).header("x-test-now", &days_ago(DELIVERY_LOG_DAYS + 1)).expect(200).await;
+    let kept_old = client.generate(&try_on(&marker())).header("x-test-now", &days_ago(DELIVERY_LOG_DAYS - 1)).expect(200).await;
     let recent = client.generate(&try_on(&marker())).expect(200).await;
-    let recent = recent["generation_id"].as_str().unwrap();
-    receiver.wait_for(2, 15).await;
-    admin.wait_for_log(&client.id, 10, |l| l.iter().filter(|d| d["status"] == "delivered").count() == 4).await;
+    receiver.wait_for(3, 15).await;
+    admin.wait_for_log(&client.id, 10, |l| l.iter().filter(|d| d["status"] == "delivered").count() == 6).await;
 
     let reply = api.get(&format!("/cdn-cgi/handler/scheduled?cron=17+*+*+*+*&time={now}")).send().await;
     assert!(reply.status < 300, "scheduled handler failed: {} {}", reply.status, reply.text);
 
     let log = admin.deliveries(&client.id, "limit=100").await;
-    assert_eq!(log.len(), 2, "the recent generation's callback and metrics deliveries stay: {log:#?}");
     let mut kept: Vec<String> = log.iter().map(|d| d["webhook_id"].as_str().unwrap().to_string()).collect();
     kept.sort();
-    assert_eq!(kept, vec![recent.to_string(), format!("msg_{recent}")]);
+    let mut expected: Vec<String> = [&kept_old, &recent]
+        .iter()
+        .map(|g| g["generation_id"].as_str().unwrap().to_string())
+        .flat_map(|id| [format!("msg_{id}"), id])
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected, "only the generation past the log's 10 days lost its callback and metrics deliveries: {log:#?}");
 }
 
 /// The receiver example in the README, run as written: it verifies our
