@@ -408,3 +408,23 @@ async fn without_signing_keys_everything_else_works_and_views_link_fals_url() {
     let shop = admin.create_client(serde_json::json!({ "name": format!("Shop {}", marker()), "allowed_origins": ["https://shop.example"] })).await;
     shop.post("/api/widget-sessions").json(&serde_json::json!({ "origin": "https://shop.example" })).send().await.assert_error(503, "service_unavailable");
 }
+
+/// `MAX_RESULT_BYTES` sets the cap on FAL's output: exactly the cap is
+/// stored, one byte more fails the generation (README "Result images").
+#[tokio::test]
+async fn max_result_bytes_admits_an_output_of_exactly_the_cap_and_not_one_byte_more() {
+    const CAP: u64 = 1_000_000;
+    let own = stack::start(StackOptions::default().var("MAX_RESULT_BYTES", CAP));
+    let client = Api::new(&own).login().await.new_client().await;
+    let (at, over) = (marker(), marker());
+    stack::emulator().add_fault(Fault { pattern: at.clone(), mode: FaultMode::HugeResult, delay_ms: CAP, times: None });
+    stack::emulator().add_fault(Fault { pattern: over.clone(), mode: FaultMode::HugeResult, delay_ms: CAP + 1, times: None });
+    let kept = client.generate(&try_on(&at)).expect(200).await;
+    let row = stored(&client, kept["generation_id"].as_str().unwrap()).await;
+    assert_eq!(row["image_bytes"], CAP);
+    let reply = client.generate(&try_on(&over)).send().await;
+    reply.assert_error(502, "upstream_malformed_response");
+    assert!(reply.text.contains(&format!("{} bytes", CAP + 1)) && reply.text.contains(&CAP.to_string()), "{}", reply.text);
+    let usage = client.wait_until_settled().await;
+    assert_eq!(usage["used"], 1, "only the output within the cap is charged: {usage}");
+}
