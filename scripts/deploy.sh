@@ -176,6 +176,16 @@ else
   [ -n "${CLOUDFLARE_API_TOKEN:-}" ] || die "CLOUDFLARE_API_TOKEN is not set"
   [ -n "${CLOUDFLARE_ACCOUNT_ID:-}" ] || die "CLOUDFLARE_ACCOUNT_ID is not set"
 fi
+# A malformed SIGNING_KEYS given in the environment is refused here, before
+# anything changes (step 6 checks a DEPLOY_SECRETS_FILE's value again).
+if [ -n "${SIGNING_KEYS:-}" ]; then
+  IFS=',' read -ra signing_keys <<< "$SIGNING_KEYS"
+  for k in "${signing_keys[@]}"; do
+    k="${k#"${k%%[![:space:]]*}"}"; k="${k%"${k##*[![:space:]]}"}"
+    [[ "$k" =~ ^[A-Za-z0-9_-]+:[^[:space:]]{32,}$ ]] \
+      || die "SIGNING_KEYS must be comma-separated id:secret pairs, newest first, each secret at least 32 characters"
+  done
+fi
 GIT_SHA=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   [ "$ENV_NAME" = production ] && [ "$DRY_RUN" = 0 ] && die "the work tree has uncommitted changes; production deploys a commit"

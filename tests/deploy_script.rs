@@ -249,3 +249,24 @@ fn a_real_run_refuses_test_conveniences_or_another_environment_name_before_runni
     assert!(run.stdout.contains("$ npx wrangler whoami"), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert_eq!(run.stubbed_calls, "npx wrangler whoami\n");
 }
+
+#[test]
+fn a_real_run_refuses_a_malformed_signing_keys_before_running_anything() {
+    let scratch = Scratch::new("signing-keys");
+    let root = project_with_config(&scratch, without_placeholders);
+    let short = ("SIGNING_KEYS", "k1:too-short");
+    let fake = [("CLOUDFLARE_API_TOKEN", "not-a-real-token"), ("CLOUDFLARE_ACCOUNT_ID", "0"), short];
+    let run = deploy(&root, &scratch, &["--env", "staging"], &fake);
+    assert_eq!(run.code, Some(1), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("ERROR: SIGNING_KEYS must be comma-separated id:secret pairs"), "{}", run.stderr);
+    assert!(!run.stdout.contains("$ "), "a command was started:\n{}", run.stdout);
+    assert_eq!(run.stubbed_calls, "");
+
+    // Two well-formed keys pass the check and reach wrangler (stubbed).
+    let scratch = Scratch::new("signing-keys-ok");
+    let root = project_with_config(&scratch, without_placeholders);
+    let good = ("SIGNING_KEYS", "k2:0123456789abcdef0123456789abcdef, k1:fedcba9876543210fedcba9876543210");
+    let fake = [("CLOUDFLARE_API_TOKEN", "not-a-real-token"), ("CLOUDFLARE_ACCOUNT_ID", "0"), good];
+    let run = deploy(&root, &scratch, &["--env", "staging"], &fake);
+    assert!(run.stdout.contains("$ npx wrangler whoami"), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+}
