@@ -428,3 +428,69 @@ async fn max_result_bytes_admits_an_output_of_exactly_the_cap_and_not_one_byte_m
     let usage = client.wait_until_settled().await;
     assert_eq!(usage["used"], 1, "only the output within the cap is charged: {usage}");
 }
+
+/// Runs SQL on a stopped stack's local D1, as `wrangler d1 execute --local`
+/// does for a developer (a running runtime holds the database locked): the
+/// test's way to give a client more rows than the API could make in a
+/// test's time.
+fn d1_execute(state_dir: &std::path::Path, sql: &str) -> String {
+    let out = std::process::Command::new("node")
+        .arg(stack::root().join("node_modules/wrangler/bin/wrangler.js"))
+        .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
+        .arg(state_dir)
+        .args(["--command", sql])
+        .current_dir(stack::root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .output()
+        .expect("wrangler runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "d1 execute failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// README "Erasure": one `DELETE /admin/clients/{id}` erases up to 5,000
+/// rows and says `"complete": false` when more are left; the cron finishes,
+/// and asking again then finds nothing left.
+#[tokio::test]
+async fn deleting_a_client_with_more_rows_than_one_request_erases_is_finished_by_the_cron() {
+    let first = stack::start(StackOptions::default());
+    let client = Api::new(&first).login().await.new_client().await;
+    let generated = client.generate(&try_on(&marker())).expect(200).await;
+    let id = generated["generation_id"].as_str().unwrap().to_string();
+    stored(&client, &id).await;
+    // 6,000 more rows of this client, copies of the first with their own ids
+    // (D1 allows no temporary tables: two scratch tables, dropped after).
+    let state_dir = first.stop();
+    d1_execute(
+        &state_dir,
+        &format!(
+            "CREATE TABLE test_seq (i INTEGER);
+             WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 6000) INSERT INTO test_seq SELECT i FROM c;
+             CREATE TABLE test_copies AS SELECT g.*, test_seq.i AS k FROM generations g, test_seq WHERE g.id = '{id}';
+             UPDATE test_copies SET id = id || '_' || k;
+             ALTER TABLE test_copies DROP COLUMN k;
+             INSERT INTO generations SELECT * FROM test_copies;
+             DROP TABLE test_copies;
+             DROP TABLE test_seq;"
+        ),
+    );
+    let second = stack::start(StackOptions { state_dir: Some(state_dir), ..Default::default() });
+    let api = Api::new(&second);
+    let admin = api.login().await;
+    let client = TestClient { api: Api::new(&second), ..client };
+    assert_eq!(client.history().await.len(), 6001);
+
+    let deleted = admin.delete(&format!("/admin/clients/{}", client.id)).expect(200).await;
+    assert_eq!(deleted["erasure"]["generations_deleted"], 5000, "{deleted}");
+    assert_eq!(deleted["erasure"]["complete"], false, "{deleted}");
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    run_cron(&api, now).await;
+    let again = admin.delete(&format!("/admin/clients/{}", client.id)).expect(200).await;
+    assert_eq!(
+        (again["erasure"]["generations_deleted"].as_u64(), again["erasure"]["complete"].as_bool()),
+        (Some(0), Some(true)),
+        "the cron erased the 1,001 rows left: {again}"
+    );
+}
