@@ -242,3 +242,57 @@ async fn a_quiet_stream_keeps_alive_every_15_seconds_and_ends_at_its_bound() {
     // The job itself goes on; a new stream picks it up where this one left off.
     assert_eq!(client.get(&format!("/api/jobs/{id}")).expect(200).await["status"], "queued");
 }
+
+/// docs: a job the client's object does not have (created before the object
+/// kept jobs) is read from its KV copy, and when that copy is still
+/// unfinished, its end comes from its D1 row. Such jobs are written into a
+/// stopped stack's KV and D1 as that release left them.
+#[tokio::test]
+async fn a_job_only_kv_knows_is_read_from_its_copy_and_its_end_from_d1() {
+    use crate::support::fal_webhooks::unknown_job_id;
+    use crate::support::local_state::{d1_execute, kv_get, kv_put};
+    let first = stack::start(StackOptions::default());
+    let client = Api::new(&first).login().await.new_client().await;
+    let id = create(&client, &marker()).await;
+    let path = format!("/api/jobs/{id}");
+    crate::support::wait_until("the job to end", Duration::from_secs(20), || async {
+        let job = client.get(&path).expect(200).await;
+        if job["status"] == "done" { Ok(()) } else { Err(job.to_string()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the KV copy is written after the answer
+    let state_dir = first.stop();
+    let copy: Value = serde_json::from_str(&kv_get(&state_dir, &format!("job:{id}"))).expect("the job's KV copy");
+    let unfinished = |new_id: &str| {
+        let mut job = copy.clone();
+        job["id"] = json!(new_id);
+        job["status"] = json!("queued");
+        for field in ["completed_at", "fal_end", "image_url", "fal"] {
+            job[field] = Value::Null;
+        }
+        job.to_string()
+    };
+    // One whose copy went stale (D1 has its row), one whose copy is all there is.
+    let (stale, only) = (unknown_job_id(), unknown_job_id());
+    kv_put(&state_dir, &format!("job:{stale}"), &unfinished(&stale));
+    kv_put(&state_dir, &format!("job:{only}"), &unfinished(&only));
+    d1_execute(
+        &state_dir,
+        &format!(
+            "CREATE TABLE test_row AS SELECT * FROM generations WHERE job_id = '{id}';
+             UPDATE test_row SET id = 'gen_' || substr('{stale}', 5), job_id = '{stale}';
+             INSERT INTO generations SELECT * FROM test_row;
+             DROP TABLE test_row;"
+        ),
+    );
+
+    let second = stack::start(StackOptions { state_dir: Some(state_dir), ..Default::default() });
+    let client = TestClient { api: Api::new(&second), ..client };
+    let read = client.get(&format!("/api/jobs/{stale}")).expect(200).await;
+    assert_eq!((read["id"].as_str(), read["status"].as_str()), (Some(stale.as_str()), Some("done")), "its end from D1: {read}");
+    let read = client.get(&format!("/api/jobs/{only}")).expect(200).await;
+    assert_eq!((read["id"].as_str(), read["status"].as_str()), (Some(only.as_str()), Some("queued")), "as its copy says: {read}");
+    // Another client cannot read them.
+    let other = Api::new(&second).login().await.new_client().await;
+    other.get(&format!("/api/jobs/{only}")).send().await.assert_error(404, "not_found");
+}

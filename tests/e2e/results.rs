@@ -2,6 +2,7 @@
 //! signed URLs the worker serves, refused when they are not images we keep,
 //! retried when FAL cannot serve them, and deleted by retention and erasure.
 
+use crate::support::local_state::d1_execute;
 use crate::support::stack::{self, StackOptions, SIGNING_KEYS};
 use crate::support::{inject, marker, try_on, Admin, Api, Fault, FaultMode, TestClient};
 use base64::Engine;
@@ -427,26 +428,6 @@ async fn max_result_bytes_admits_an_output_of_exactly_the_cap_and_not_one_byte_m
     assert!(reply.text.contains(&format!("{} bytes", CAP + 1)) && reply.text.contains(&CAP.to_string()), "{}", reply.text);
     let usage = client.wait_until_settled().await;
     assert_eq!(usage["used"], 1, "only the output within the cap is charged: {usage}");
-}
-
-/// Runs SQL on a stopped stack's local D1, as `wrangler d1 execute --local`
-/// does for a developer (a running runtime holds the database locked): the
-/// test's way to give a client more rows than the API could make in a
-/// test's time.
-fn d1_execute(state_dir: &std::path::Path, sql: &str) -> String {
-    let out = std::process::Command::new("node")
-        .arg(stack::root().join("node_modules/wrangler/bin/wrangler.js"))
-        .args(["d1", "execute", "DB", "--local", "--json", "--persist-to"])
-        .arg(state_dir)
-        .args(["--command", sql])
-        .current_dir(stack::root())
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
-        .output()
-        .expect("wrangler runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "d1 execute failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
-    text
 }
 
 /// README "Erasure": one `DELETE /admin/clients/{id}` erases up to 5,000

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod fal_webhooks;
 pub mod jwks;
 pub mod keys;
+pub mod local_state;
 pub mod metrics_sink;
 pub mod raw_http;
 pub mod receiver;
