@@ -150,3 +150,19 @@ pub enum AccessDenied {
     /// A browser credential without an `Origin`: not from a page at all.
     OriginRequired,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_is_read_again_once_it_is_over_a_minute_old_or_the_clock_went_back_a_minute() {
+        let loaded = 10_000_000;
+        let copy = ClientSnapshot::missing("cl_x", loaded);
+        assert!(!copy.is_stale(loaded + SNAPSHOT_MAX_AGE_MS), "a minute old: still used");
+        assert!(copy.is_stale(loaded + SNAPSHOT_MAX_AGE_MS + 1), "a minute and a millisecond: read again");
+        assert!(!copy.is_stale(loaded - SNAPSHOT_MAX_AGE_MS), "a clock a minute behind: still used");
+        assert!(copy.is_stale(loaded - SNAPSHOT_MAX_AGE_MS - 1), "further behind: read again");
+        assert_eq!(SNAPSHOT_MAX_AGE_MS, 60_000);
+    }
+}
