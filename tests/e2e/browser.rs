@@ -31,7 +31,7 @@ async fn the_dashboard_shows_a_new_clients_generation() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for page in ["01-login", "02-overview", "03-clients-new-key", "04-client", "04b-widget", "05-overview-after"] {
+    for page in ["01-login", "02-overview", "03-clients-new-key", "04-client", "04b-widget", "04c-keys-and-settings", "05-overview-after", "06-client-deleted"] {
         let path = artifacts.join(format!("{page}.png"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("screenshot {page} missing: {e}"));
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000, "screenshot {page} is not a real PNG");
