@@ -416,6 +416,25 @@ try {
   assert.equal(await page3.getByTestId("dialog").getAttribute("lang"), "fr");
   assert.equal((await page3.getByTestId("title").textContent()).trim(), "Ajoutez votre photo");
   assert.equal((await page3.getByTestId("open-history").textContent()).trim(), "My previous results", "a missing sentence falls back to English");
+
+  // The polling fallback: where the event stream is unavailable (a proxy answering 404
+  // here), the widget reads GET /api/jobs/{id} until the job ends.
+  const streamsUrl = /\/api\/jobs\/[^/]+\/events$/;
+  await page3.route(streamsUrl, (route) => {
+    const cors = { "access-control-allow-origin": SHOP_ORIGIN, "access-control-allow-headers": "authorization, accept", "access-control-allow-methods": "GET" };
+    if (route.request().method() === "OPTIONS") return route.fulfill({ status: 204, headers: cors });
+    return route.fulfill({ status: 404, headers: { ...cors, "content-type": "application/json" }, body: JSON.stringify({ error: { code: "not_found", message: "no stream here" } }) });
+  });
+  page3.expectHttp = (r) => r.status() === 404 && streamsUrl.test(r.url());
+  const callsBefore = apiCalls.length;
+  await page3.getByTestId("file-input").setInputFiles(PERSON_IMAGE);
+  await page3.getByTestId("result-image").or(page3.getByTestId("error-message")).first().waitFor({ timeout: 200000 });
+  assert.equal(await page3.getByTestId("error-message").count(), 0, "a result, not an error, without the stream");
+  page3.expectHttp = () => false;
+  const polled = apiCalls.slice(callsBefore).filter((c) => c.method === "GET" && /\/api\/jobs\/[^/]+$/.test(c.url));
+  assert.ok(apiCalls.slice(callsBefore).some((c) => streamsUrl.test(c.url)), "the stream was tried first");
+  assert.ok(polled.length >= 1, `then the job was polled: ${apiCalls.slice(callsBefore).map((c) => `${c.method} ${c.url}`)}`);
+  await shot(page3, "result-polled-fr");
   await tokenContext.close();
 
   assert.deepEqual(problems, [], "no dialogs, console errors, CSP violations or unexpected HTTP errors");
