@@ -2,7 +2,8 @@
 // playwright-core): log in, create a client, copy its key, give it a callback
 // URL (a receiver started here), run a generation through the API with it,
 // see it and its callback delivery in the dashboard, and redeliver the
-// callback with the button. Saves a screenshot of each page. Run by tests/e2e/browser.rs against a live stack:
+// callback with the button; rotate its key with and without a grace period,
+// revoke a key, edit its settings, and delete it. Saves a screenshot of each page. Run by tests/e2e/browser.rs against a live stack:
 //   BASE_URL=… ADMIN_PASSWORD=… EMULATOR_URL=… ARTIFACTS=… node tests/browser/dashboard.mjs
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -35,11 +36,24 @@ const browser = await chromium.launch({
     "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const problems = [];
+// The confirm() the dashboard asks before a destructive action: accepted only
+// when a step expects one (`expectDialog`), a problem otherwise.
+let expectDialog = null;
+const confirmed = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE_URL });
   const page = await context.newPage();
-  page.on("dialog", async (d) => { problems.push(`unexpected dialog: ${d.message()}`); await d.dismiss(); });
+  page.on("dialog", async (d) => {
+    if (d.type() === "confirm" && expectDialog && expectDialog.test(d.message())) {
+      confirmed.push(d.message());
+      expectDialog = null;
+      await d.accept();
+    } else {
+      problems.push(`unexpected dialog: ${d.message()}`);
+      await d.dismiss();
+    }
+  });
   // Failed loads are judged by their response below; every other console error counts.
   page.on("console", (m) => { if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console error: ${m.text()}`); });
   // Only the session check before logging in may fail (401: not logged in yet).
@@ -185,6 +199,59 @@ try {
   const asWidget = { "x-api-key": publishable[2], "x-tryon-shopper": "anon_dashboardtest0000000000" };
   assert.equal((await fetch(`${BASE_URL}/api/usage`, { headers: asWidget })).status, 403, "a publishable key cannot read usage");
   await shot("04b-widget");
+  const clientId = decodeURIComponent(new URL(page.url()).hash.replace("#/clients/", ""));
+  const adminClient = async () => {
+    const answer = await page.request.get(`${BASE_URL}/admin/clients/${encodeURIComponent(clientId)}`);
+    return { status: answer.status(), body: answer.ok() ? await answer.json() : null };
+  };
+  assert.equal((await adminClient()).body.name, name, `the client's id from the page's address: ${clientId}`);
+
+  // Rotating with a grace period: the old key keeps working, listed as expiring.
+  const secretRow = (key) => page.getByTestId("key-secret").filter({ hasText: key.slice(0, 25) }); // the shown prefix
+  await page.locator("select:has(option[value='3600'])").selectOption("3600");
+  await page.getByTestId("rotate").click();
+  let graced = "";
+  await until("the second rotated key", async () => {
+    const box = page.getByTestId("new-key-value");
+    graced = (await box.count()) ? (await box.textContent()).trim() : "";
+    return graced && graced !== rotated;
+  });
+  assert.equal(await usageWith(rotated), 200, "the old key works through its grace period");
+  assert.equal(await usageWith(graced), 200, "the new key works");
+  assert.match(await secretRow(rotated).textContent(), /expiring/);
+  assert.match(await secretRow(graced).textContent(), /active/);
+
+  // Revoking asks first; accepted, the key stops at once and is listed as revoked.
+  expectDialog = /^Revoke vto_/;
+  await secretRow(rotated).getByRole("button", { name: "Revoke" }).click();
+  await until("the key listed as revoked", async () => /revoked/.test(await secretRow(rotated).textContent()));
+  assert.deepEqual(confirmed, [`Revoke ${rotated.slice(0, 25)}…? It stops working at once.`]);
+  assert.equal(await usageWith(rotated), 401, "the revoked key stopped");
+  assert.equal(await usageWith(graced), 200, "the other key goes on");
+
+  // Origins, active, callback event types and retention: saved, and shown again after a reload.
+  const origins = ["https://shop.example", "https://www.shop.example"];
+  await page.getByLabel("Allowed origins (one per line)").fill(origins.join("\n"));
+  await page.getByLabel("Keep result images (days)").fill("45");
+  await page.getByLabel("job.failed", { exact: true }).uncheck();
+  await page.getByLabel("Active", { exact: true }).uncheck();
+  const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url() === `${BASE_URL}/admin/clients/${encodeURIComponent(clientId)}`);
+  await page.getByTestId("save").click();
+  assert.equal((await saved).status(), 200);
+  const stored = (await adminClient()).body;
+  assert.deepEqual(stored.allowed_origins, origins);
+  assert.equal(stored.retention_days, 45);
+  assert.deepEqual(stored.webhook_events, ["job.completed", "generation.completed"]);
+  assert.equal(stored.active, false);
+  assert.equal(await usageWith(graced), 403, "an inactive client's key is refused");
+  await page.reload();
+  await page.getByTestId("edit-client").waitFor();
+  assert.equal(await page.getByLabel("Allowed origins (one per line)").inputValue(), origins.join("\n"));
+  assert.equal(await page.getByTestId("edit-retention").inputValue(), "45");
+  assert.equal(await page.getByLabel("job.failed", { exact: true }).isChecked(), false);
+  assert.equal(await page.getByLabel("job.completed", { exact: true }).isChecked(), true);
+  assert.equal(await page.getByLabel("Active", { exact: true }).isChecked(), false);
+  await shot("04c-keys-and-settings");
 
   await page.getByTestId("nav-overview").click();
   await page.getByTestId("busiest").waitFor();
@@ -193,6 +260,20 @@ try {
   assert.ok(todayTotal >= 1, `today's total counts our generation: ${todayTotal}`);
   assert.match(await page.getByTestId("error-rate").locator(".value").textContent(), /^\d+\.\d%$/, "an error rate once there are generations");
   await shot("05-overview-after");
+
+  // Deleting the client asks first; then it is gone and its keys stop.
+  await page.goto(`${BASE_URL}/admin#/clients/${encodeURIComponent(clientId)}`);
+  await page.getByTestId("delete-client").waitFor();
+  expectDialog = /^Delete /;
+  await page.getByTestId("delete-client").click();
+  await page.waitForURL((url) => url.hash === "#/clients");
+  await page.getByTestId("clients").waitFor();
+  assert.equal(confirmed.length, 2, "the delete was confirmed");
+  assert.ok(confirmed[1].startsWith(`Delete ${name}?`), confirmed[1]);
+  assert.equal((await adminClient()).status, 404, "the client is gone");
+  assert.equal(await page.getByTestId("client-link").filter({ hasText: name }).count(), 0, "and no longer listed");
+  assert.equal(await usageWith(graced), 401, "its key stopped");
+  await shot("06-client-deleted");
   assert.deepEqual(problems, [], "no dialogs, console errors or CSP violations");
   console.log(`dashboard ok; screenshots in ${ARTIFACTS}`);
 } finally {

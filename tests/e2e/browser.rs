@@ -31,7 +31,7 @@ async fn the_dashboard_shows_a_new_clients_generation() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for page in ["01-login", "02-overview", "03-clients-new-key", "04-client", "04b-widget", "05-overview-after"] {
+    for page in ["01-login", "02-overview", "03-clients-new-key", "04-client", "04b-widget", "04c-keys-and-settings", "05-overview-after", "06-client-deleted"] {
         let path = artifacts.join(format!("{page}.png"));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("screenshot {page} missing: {e}"));
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000, "screenshot {page} is not a real PNG");
@@ -41,8 +41,9 @@ async fn the_dashboard_shows_a_new_clients_generation() {
 }
 
 /// The demo shop served from its own origin, with settings written for this
-/// run: `config.js` (a shop whose key works) and `config-quota.js` (a shop
-/// whose quota is spent).
+/// run: `config.js` (a shop whose key works), `config-quota.js` (a shop
+/// whose quota is spent) and `config-token.js` (a shop whose back end hands
+/// the widget session tokens, in Spanish whatever the browser's language).
 struct DemoShop {
     origin: String,
     server: std::process::Child,
@@ -55,12 +56,15 @@ impl Drop for DemoShop {
     }
 }
 
-fn config_js(api: &str, key: &str, emulator: &str) -> String {
+/// `settings` are the demo's own (`key`, or `sessionUrl` and `lang`), beside the API and garments.
+fn config_js(api: &str, settings: serde_json::Value, emulator: &str) -> String {
     let garments = json!([
         { "name": "Camisa de lino", "price": "39,90 €", "image": format!("{emulator}/samples/garment.png") },
         { "name": "Sudadera", "price": "49,90 €", "image": format!("{emulator}/samples/garment.png?v=2") },
     ]);
-    format!("window.TRYON_DEMO = {};\n", json!({ "api": api, "key": key, "garments": garments }))
+    let mut config = json!({ "api": api, "garments": garments });
+    config.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
+    format!("window.TRYON_DEMO = {config};\n")
 }
 
 async fn publishable_key(admin: &Admin, body: serde_json::Value) -> String {
@@ -107,8 +111,12 @@ async fn a_shopper_tries_a_garment_on_through_the_widget_on_a_shop_page() {
     let origins = json!([shop.origin]);
     let key = publishable_key(&admin, json!({ "name": format!("Tienda {}", marker()), "allowed_origins": origins })).await;
     let spent = publishable_key(&admin, json!({ "name": format!("Sin cupo {}", marker()), "allowed_origins": origins, "usage_limit": 0 })).await;
-    std::fs::write(site.join("config.js"), config_js(&base, &key, &emulator)).unwrap();
-    std::fs::write(site.join("config-quota.js"), config_js(&base, &spent, &emulator)).unwrap();
+    // The token shop's secret key goes to the browser test, which plays the shop's back end.
+    let with_back_end = admin.create_client(json!({ "name": format!("Tienda con sesión {}", marker()), "allowed_origins": origins })).await;
+    std::fs::write(site.join("config.js"), config_js(&base, json!({ "key": key }), &emulator)).unwrap();
+    std::fs::write(site.join("config-quota.js"), config_js(&base, json!({ "key": spent }), &emulator)).unwrap();
+    let token_settings = json!({ "sessionUrl": "/tryon/session", "lang": "es" });
+    std::fs::write(site.join("config-token.js"), config_js(&base, token_settings, &emulator)).unwrap();
     let person = out.join("person.png");
     let bytes = reqwest::get(format!("{emulator}/samples/person.png")).await.unwrap().bytes().await.unwrap();
     std::fs::write(&person, &bytes).unwrap();
@@ -120,6 +128,8 @@ async fn a_shopper_tries_a_garment_on_through_the_widget_on_a_shop_page() {
         .env("API_BASE", &base)
         .env("DEMO_URL", format!("{}/", shop.origin))
         .env("EXPECT_QUOTA_MESSAGE_URL", format!("{}/?config=config-quota.js", shop.origin))
+        .env("TOKEN_SHOP_URL", format!("{}/?config=config-token.js", shop.origin))
+        .env("SECRET_KEY", &with_back_end.key)
         .env("PERSON_IMAGE", &person)
         .env("ARTIFACTS", &artifacts)
         .output()
@@ -131,7 +141,7 @@ async fn a_shopper_tries_a_garment_on_through_the_widget_on_a_shop_page() {
         String::from_utf8_lossy(&run.stderr)
     );
     let shots: Vec<_> = std::fs::read_dir(&artifacts).unwrap().map(|e| e.unwrap().path()).collect();
-    for name in ["shop-phone", "picker-es", "result-es", "history-es", "quota-es", "quota-en"] {
+    for name in ["shop-phone", "picker-es", "result-es", "history-es", "quota-es", "quota-en", "result-token-es", "history-token-es"] {
         let path = shots.iter().find(|p| p.file_name().unwrap().to_string_lossy().ends_with(&format!("-{name}.png")));
         let path = path.unwrap_or_else(|| panic!("no screenshot of {name} in {shots:?}"));
         let bytes = std::fs::read(path).unwrap();

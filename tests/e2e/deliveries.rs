@@ -290,6 +290,39 @@ async fn a_client_failing_for_the_pause_period_is_paused_until_an_admin_resumes(
     admin.wait_for_log(&client.id, 10, |l| l.iter().filter(|d| d["destination"] == "callback").all(|d| d["status"] == "delivered")).await;
 }
 
+/// The dashboard says so loudly, with the way out: the "callbacks paused"
+/// banner and its Resume button (`tests/browser/dashboard-paused.mjs`).
+#[tokio::test]
+async fn the_dashboard_shows_paused_callbacks_and_its_button_resumes_them() {
+    let admin = own_admin().await;
+    let receiver = Receiver::start(0).await;
+    receiver.set_down(true);
+    let (client, _) = admin.client_with_callbacks(&receiver.url, json!({})).await;
+    client.generate(&try_on(&marker())).expect(200).await;
+    admin.wait_for_log(&client.id, 30, |l| l.iter().any(|d| d["status"] == "paused")).await;
+    let path = format!("/admin/clients/{}", client.id);
+    assert!(admin.get(&path).expect(200).await["callbacks_paused_at"].is_string());
+
+    let artifacts = stack::root().join("target/test-artifacts/dashboard-paused");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let run = std::process::Command::new("node")
+        .arg(stack::root().join("tests/browser/dashboard-paused.mjs"))
+        .current_dir(stack::root())
+        .env("BASE_URL", &own_stack().base)
+        .env("ADMIN_PASSWORD", stack::ADMIN_PASSWORD)
+        .env("CLIENT_ID", &client.id)
+        .env("ARTIFACTS", &artifacts)
+        .output()
+        .expect("node runs");
+    assert!(run.status.success(), "browser test failed:\n{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let shown = admin.get(&path).expect(200).await;
+    assert!(shown["callbacks_paused_at"].is_null() && shown["callbacks_failing_since"].is_null(), "resumed: {shown}");
+    for shot in ["callbacks-paused", "callbacks-resumed"] {
+        let bytes = std::fs::read(artifacts.join(format!("{shot}.png"))).unwrap_or_else(|e| panic!("screenshot {shot} missing: {e}"));
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "screenshot {shot} is not a PNG");
+    }
+}
+
 #[tokio::test]
 async fn the_cron_deletes_deliveries_past_the_log_retention() {
     let admin = own_admin().await;

@@ -263,6 +263,40 @@ async fn a_large_image_streams_into_the_bucket_and_out_whole() {
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"));
 }
 
+/// A file served without `Content-Length` (a CDN compressing on the fly)
+/// has no size until it has all arrived: the worker reads it whole, up to
+/// `MAX_RESULT_BYTES`, before it answers. Exactly the cap is kept and served
+/// whole; one byte more fails the generation, recorded and not charged.
+#[tokio::test]
+async fn a_result_file_without_a_content_length_is_read_whole_up_to_the_cap() {
+    let admin = Api::shared().login().await;
+    let client = admin.new_client().await;
+    const CAP: u64 = tryon_edge::config::DEFAULT_MAX_RESULT_BYTES;
+    let (at_cap, over) = (marker(), marker());
+    stack::emulator().add_fault(Fault { pattern: at_cap.clone(), mode: FaultMode::ChunkedResult, delay_ms: CAP, times: None });
+    stack::emulator().add_fault(Fault { pattern: over.clone(), mode: FaultMode::ChunkedResult, delay_ms: CAP + 1, times: None });
+
+    let reply = client.generate(&try_on(&at_cap)).expect(200).await;
+    let id = reply["generation_id"].as_str().unwrap();
+    let fal = fal_url_of(&admin, &client.id, id).await;
+    let source = reqwest::get(&fal).await.unwrap();
+    assert!(source.headers().get("content-length").is_none(), "the emulator sends FAL's file chunked: {:?}", source.headers());
+    drop(source);
+    assert_eq!(stored(&client, id).await["image_bytes"], CAP);
+    let served = get(reply["image_url"].as_str().unwrap(), &[]).await;
+    assert_eq!(served.headers()["content-length"], CAP.to_string().as_str(), "our copy declares its size");
+    assert_serves_fals_bytes(&admin, &client, id, reply["image_url"].as_str().unwrap()).await;
+
+    let refused = client.generate(&try_on(&over)).send().await;
+    refused.assert_error(502, "upstream_malformed_response");
+    assert!(refused.text.contains(&format!("more than the {CAP}-byte limit")), "{}", refused.text);
+    let history = client.history().await;
+    assert_eq!(history.len(), 2);
+    let failed = history.iter().find(|g| g["id"] != id).unwrap();
+    assert_eq!((failed["status"].as_str(), &failed["image_url"]), (Some("error"), &Value::Null), "{failed}");
+    assert_eq!(client.wait_until_settled().await["used"], 1, "only the kept image is charged");
+}
+
 async fn run_cron(api: &Api, at_ms: u64) {
     let reply = api.get(&format!("/cdn-cgi/handler/scheduled?cron=17+*+*+*+*&time={at_ms}")).send().await;
     assert!(reply.status < 300, "scheduled handler failed: {} {}", reply.status, reply.text);

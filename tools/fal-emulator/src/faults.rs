@@ -50,6 +50,11 @@ pub enum FaultMode {
     /// A normal output whose file is `delay_ms` bytes (30 MiB when 0): a PNG
     /// signature and header followed by padding.
     HugeResult,
+    /// A normal output whose file is a padded PNG of `delay_ms` bytes (1 MiB
+    /// when 0), sent in chunks without a `Content-Length`, as a CDN that
+    /// compresses or transcodes on the fly does: its size is known only once
+    /// it has all arrived.
+    ChunkedResult,
     /// A normal output whose file answers 404, as when FAL has deleted its copy.
     ResultGone,
     /// Queue: the request waits `delay_ms` IN_QUEUE before
@@ -76,7 +81,7 @@ impl FaultMode {
 
     /// Faults that leave the answer intact but spoil the file it points at.
     pub fn spoils_result_file(self) -> bool {
-        matches!(self, FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone)
+        matches!(self, FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ChunkedResult | FaultMode::ResultGone)
     }
 }
 
@@ -93,12 +98,13 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// How long to wait before answering. `HugeResult` reuses `delay_ms` as
-    /// the file's size, so it must not also sleep that many milliseconds.
+    /// How long to wait before answering. `HugeResult` and `ChunkedResult`
+    /// reuse `delay_ms` as the file's size, so they must not also sleep that
+    /// many milliseconds.
     pub fn wait_ms(&self) -> u64 {
         match self.mode {
             // Its number is a size, or a time spent queued (queue only).
-            FaultMode::HugeResult | FaultMode::HugeAnswer | FaultMode::SlowQueue => 0,
+            FaultMode::HugeResult | FaultMode::ChunkedResult | FaultMode::HugeAnswer | FaultMode::SlowQueue => 0,
             _ => self.delay_ms,
         }
     }

@@ -1,7 +1,8 @@
 //! The files the emulator produced, served at `/files/{name}` the way FAL's
 //! CDN serves them: with a `Content-Length`, an `ETag`, and 304 when the
 //! caller already holds that `ETag`. Clients that cap downloads or cache
-//! them rely on both headers, so the emulator must not leave them out.
+//! them rely on both headers, so the emulator leaves `Content-Length` out
+//! only when a fault (`ChunkedResult`) asks it to.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -20,13 +21,17 @@ pub enum FileBody {
     /// A PNG signature and header padded with zeros to `size` bytes, produced
     /// as it is sent so a 30 MiB answer costs no memory.
     PaddedPng { size: u64 },
+    /// The same padded PNG, sent chunked with no `Content-Length`.
+    ChunkedPaddedPng { size: u64 },
 }
 
 impl FileBody {
-    fn len(&self) -> u64 {
+    /// The `Content-Length` to declare, if any.
+    fn declared_len(&self) -> Option<u64> {
         match self {
-            FileBody::Bytes(bytes) => bytes.len() as u64,
-            FileBody::PaddedPng { size } => padded_png_len(*size),
+            FileBody::Bytes(bytes) => Some(bytes.len() as u64),
+            FileBody::PaddedPng { size } => Some(padded_png_len(*size)),
+            FileBody::ChunkedPaddedPng { .. } => None,
         }
     }
 
@@ -36,14 +41,15 @@ impl FileBody {
                 let digest: String = Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
                 format!("\"{digest}\"")
             }
-            FileBody::PaddedPng { size } => format!("\"padded-png-{}\"", padded_png_len(*size)),
+            FileBody::PaddedPng { size } | FileBody::ChunkedPaddedPng { size } => format!("\"padded-png-{}\"", padded_png_len(*size)),
         }
     }
 
     fn into_body(self) -> Body {
         match self {
             FileBody::Bytes(bytes) => Body::from(bytes),
-            FileBody::PaddedPng { size } => Body::from_stream(padded_png_chunks(size)),
+            // A stream has no size hint, so hyper sends it chunked unless told a length.
+            FileBody::PaddedPng { size } | FileBody::ChunkedPaddedPng { size } => Body::from_stream(padded_png_chunks(size)),
         }
     }
 }
@@ -85,7 +91,7 @@ pub async fn serve(State(state): State<Arc<AppState>>, Path(name): Path<String>,
     }
 }
 
-/// A 200 with `Content-Length`, `ETag` and caching headers, or a bodiless 304
+/// A 200 with `Content-Length` (unless the body is chunked), `ETag` and caching headers, or a bodiless 304
 /// when the request's `If-None-Match` names the same `ETag`.
 pub fn cdn_response(body: FileBody, content_type: &'static str, request: &HeaderMap) -> Response {
     let etag = body.etag();
@@ -96,9 +102,12 @@ pub fn cdn_response(body: FileBody, content_type: &'static str, request: &Header
     if cached {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    let length = body.len().to_string();
-    (common, [(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_LENGTH, length)], body.into_body())
-        .into_response()
+    let mut response = (common, [(header::CONTENT_TYPE, content_type.to_string())]).into_response();
+    if let Some(length) = body.declared_len() {
+        response.headers_mut().insert(header::CONTENT_LENGTH, length.into());
+    }
+    *response.body_mut() = body.into_body();
+    response
 }
 
 /// The PNG signature and an IHDR chunk (4096×4096 RGBA), enough for a client

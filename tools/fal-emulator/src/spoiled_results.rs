@@ -14,13 +14,18 @@ use crate::AppState;
 /// try-on model returns, so a download cap must reject it.
 pub const DEFAULT_HUGE_RESULT_BYTES: u64 = 30 * 1024 * 1024;
 
+/// Used when a `ChunkedResult` fault gives no size: several chunks, well
+/// under any download cap.
+pub const DEFAULT_CHUNKED_RESULT_BYTES: u64 = 1024 * 1024;
+
 /// What a gateway's error page looks like when it is served in place of the image.
 const NOT_AN_IMAGE: &str = "<!doctype html>\n<html><head><title>502 Bad Gateway</title></head>\n\
 <body><h1>502 Bad Gateway</h1><p>The image could not be served (emulated).</p></body></html>\n";
 
 /// Spoils the file behind `output`'s first image as `mode` says. The URL
 /// keeps its shape (and, for a stored output, its value), so nothing in the
-/// JSON gives the fault away. `size` is the `HugeResult` length, 0 for the default.
+/// JSON gives the fault away. `size` is the `HugeResult` or `ChunkedResult`
+/// length, 0 for the default.
 pub fn spoil(state: &AppState, output: &mut Value, mode: FaultMode, size: u64) {
     let url = output["images"][0]["url"].as_str().unwrap_or_default();
     let files_prefix = format!("{}/files/", state.base_url);
@@ -31,6 +36,10 @@ pub fn spoil(state: &AppState, output: &mut Value, mode: FaultMode, size: u64) {
         FaultMode::HugeResult => {
             let size = if size == 0 { DEFAULT_HUGE_RESULT_BYTES } else { size };
             state.files.put(&name, FileBody::PaddedPng { size });
+        }
+        FaultMode::ChunkedResult => {
+            let size = if size == 0 { DEFAULT_CHUNKED_RESULT_BYTES } else { size };
+            state.files.put(&name, FileBody::ChunkedPaddedPng { size });
         }
         FaultMode::ResultGone => state.files.remove(&name),
         _ => return,

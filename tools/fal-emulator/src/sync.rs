@@ -71,7 +71,12 @@ pub async fn run(State(state): State<Arc<AppState>>, Path(model_id): Path<String
             // No answer, so no need to run the model first.
             FaultMode::CloseWithoutAnswer => return severed::close_without_answer(),
             // Applied below, to the output once there is one.
-            FaultMode::ResetMidBody | FaultMode::NonImageResult | FaultMode::HugeResult | FaultMode::ResultGone | FaultMode::HugeAnswer => {}
+            FaultMode::ResetMidBody
+            | FaultMode::NonImageResult
+            | FaultMode::HugeResult
+            | FaultMode::ChunkedResult
+            | FaultMode::ResultGone
+            | FaultMode::HugeAnswer => {}
             // Handled above, or queue-only: the sync API answers normally.
             FaultMode::Error400 | FaultMode::Error500 | FaultMode::Unauthorized | FaultMode::RateLimited => {}
             FaultMode::Slow

@@ -1,4 +1,4 @@
-//! `NonImageResult`, `HugeResult` and `ResultGone`: the output JSON is what
+//! `NonImageResult`, `HugeResult`, `ChunkedResult` and `ResultGone`: the output JSON is what
 //! FAL returns, and only the file behind `images[0].url` is wrong.
 
 mod support;
@@ -58,6 +58,20 @@ async fn a_huge_result_is_30_mib_by_default() {
     assert_eq!(file.headers()["content-length"], (30 * 1024 * 1024).to_string().as_str());
     let first = file.chunk().await.unwrap().unwrap();
     assert!(first.starts_with(b"\x89PNG\r\n\x1a\n"), "the header comes first; the test need not read the rest");
+}
+
+#[tokio::test]
+async fn a_chunked_result_is_sent_without_a_content_length() {
+    let emulator = start().await;
+    fault(&emulator, "chunked", FaultMode::ChunkedResult, 200_000, None);
+    let output = output_for(&emulator, "chunked").await;
+    let file = client().get(image_url(&output)).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(file.headers().get("content-length").is_none(), "{:?}", file.headers());
+    assert_eq!(file.headers()["transfer-encoding"], "chunked");
+    let bytes = file.bytes().await.unwrap();
+    assert_eq!(bytes.len(), 200_000);
+    assert_eq!(image::guess_format(&bytes).unwrap(), image::ImageFormat::Png);
 }
 
 #[tokio::test]
