@@ -2,12 +2,14 @@
 //! its time and path, and answers as told — a number of failures first,
 //! failing until told otherwise, or never listening at all — reprogrammable
 //! mid-test. It answers any path, so it can also stand in for another origin
-//! the worker posts to.
+//! the worker posts to. Its callback URL ends in a path of its own
+//! (`/hook/<token>`): the port of a receiver that a finished test dropped
+//! may be handed to a new one while the worker still retries the old
+//! client's events there, and those must not count as the new test's.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::routing::post;
 use axum::Router;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -56,6 +58,8 @@ pub fn verify(secret: &str, id: &str, timestamp: &str, body: &str, signature: &s
 
 #[derive(Default)]
 struct Inner {
+    /// `/hook/<token>`: the callback path that is this receiver's.
+    own_hook: String,
     received: Mutex<Vec<Received>>,
     /// Deliveries still to fail before answering 204.
     fail_first: Mutex<usize>,
@@ -72,10 +76,11 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on a free port; the first `fail_first` deliveries get a 500.
     pub async fn start(fail_first: usize) -> Self {
-        let inner = Arc::new(Inner { fail_first: Mutex::new(fail_first), ..Inner::default() });
-        let app = Router::new().route("/hook", post(receive)).fallback(receive).with_state(inner.clone());
+        let own_hook = format!("/hook/{}", super::marker());
+        let inner = Arc::new(Inner { own_hook: own_hook.clone(), fail_first: Mutex::new(fail_first), ..Inner::default() });
+        let app = Router::new().fallback(receive).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let url = format!("http://{}{own_hook}", listener.local_addr().unwrap());
         super::stack::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -89,7 +94,7 @@ impl Receiver {
 
     /// `http://127.0.0.1:port`, without a path.
     pub fn origin(&self) -> String {
-        self.url.trim_end_matches("/hook").to_string()
+        self.url.trim_end_matches(self.inner.own_hook.as_str()).to_string()
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -129,6 +134,10 @@ pub fn gaps(arrivals: &[Received]) -> Vec<f64> {
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    // Another receiver's callbacks, still retried at a port now ours: not ours to count.
+    if uri.path().starts_with("/hook") && uri.path() != inner.own_hook {
+        return StatusCode::GONE;
+    }
     let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
     let status = {
         let mut fail = inner.fail_first.lock().unwrap();
