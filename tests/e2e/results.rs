@@ -509,3 +509,34 @@ async fn deleting_a_client_with_more_rows_than_one_request_erases_is_finished_by
         "the cron erased the 1,001 rows left: {again}"
     );
 }
+
+/// README "Erasure": the cron sweeps a deleted client once more for a day
+/// after its erasure was found complete, for jobs that were still running
+/// at FAL: a job that ends after the deletion leaves a row (and an image),
+/// and the next cron within the day erases them.
+#[tokio::test]
+async fn a_job_that_ends_after_its_client_was_erased_is_swept_by_the_next_cron() {
+    let own = stack::start(StackOptions::default());
+    let api = Api::new(&own);
+    let admin = api.login().await;
+    let client = admin.new_client().await;
+    let m = marker();
+    stack::emulator().add_fault(Fault { pattern: m.clone(), mode: FaultMode::Slow, delay_ms: 3_000, times: None });
+    let job = client.post("/api/jobs").json(&try_on(&m)).expect(202).await;
+    let generation = format!("gen_{}", job["id"].as_str().unwrap().trim_start_matches("job_"));
+    let deleted = admin.delete(&format!("/admin/clients/{}", client.id)).expect(200).await;
+    assert_eq!(deleted["erasure"]["complete"], true, "nothing recorded yet: {deleted}");
+
+    // FAL's webhook ends the job after the deletion: its row is recorded.
+    let rows = format!("/admin/generations?client_id={}&limit=100", client.id);
+    crate::support::wait_until("the late job's row", Duration::from_secs(20), || async {
+        let page = admin.get(&rows).expect(200).await;
+        if page["data"].as_array().unwrap().iter().any(|g| g["id"] == generation.as_str()) { Ok(()) } else { Err(page.to_string()) }
+    })
+    .await;
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    run_cron(&api, now + 3_600_000).await;
+    let page = admin.get(&rows).expect(200).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 0, "the sweep within the day erased it: {page}");
+}
