@@ -60,6 +60,9 @@ pub struct ApiKey {
     full: String,
     client_id: ClientId,
     kind: KeyKind,
+    /// Computed once: a request asks for it several times (the isolate's
+    /// refusal memory, the limiter call, the admission memory, D1 queries).
+    hash: KeyHash,
 }
 
 /// Hex SHA-256 of a full key: what storage and the limiter compare.
@@ -78,7 +81,7 @@ impl ApiKey {
     pub fn generate(client_id: &ClientId, kind: KeyKind) -> Self {
         let body = format!("{}{}_{}", kind.prefix(), client_id.suffix(), random_base62(SECRET_LEN));
         let full = format!("{body}{}", checksum(&body));
-        Self { full, client_id: client_id.clone(), kind }
+        Self::with_hash(full, client_id.clone(), kind)
     }
 
     /// Total on any input: lengths are checked on ASCII only, so no split
@@ -89,16 +92,14 @@ impl ApiKey {
             (None, Some(rest)) => (KeyKind::Secret, rest),
             (None, None) => return Err(KeyFormatError::WrongPrefix),
         };
+        // Every slice below is at a byte offset, so the key must be ASCII
+        // first: one multi-byte character would put an offset inside it (the
+        // prefixes are ASCII, so checking the rest checks the whole key).
         if !rest.is_ascii() {
             return Err(KeyFormatError::BadCharacters);
         }
         if rest.len() != TAIL_LEN {
             return Err(KeyFormatError::WrongLength);
-        }
-        // Every slice below is at a byte offset, so the key must be ASCII
-        // first: one multi-byte character would put an offset inside it.
-        if !raw.is_ascii() {
-            return Err(KeyFormatError::BadCharacters);
         }
         let client_part = rest.get(..CLIENT_ID_SUFFIX_LEN).ok_or(KeyFormatError::BadCharacters)?;
         let tail = rest.get(CLIENT_ID_SUFFIX_LEN..).ok_or(KeyFormatError::BadCharacters)?;
@@ -107,11 +108,16 @@ impl ApiKey {
         if !secret_and_sum.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(KeyFormatError::BadCharacters);
         }
-        let (body, sum) = raw.split_at(raw.len() - CHECKSUM_LEN);
+        let (body, sum) = raw.len().checked_sub(CHECKSUM_LEN).and_then(|at| raw.split_at_checked(at)).ok_or(KeyFormatError::WrongLength)?;
         if checksum(body) != sum {
             return Err(KeyFormatError::BadChecksum);
         }
-        Ok(Self { full: raw.to_string(), client_id, kind })
+        Ok(Self::with_hash(raw.to_string(), client_id, kind))
+    }
+
+    fn with_hash(full: String, client_id: ClientId, kind: KeyKind) -> Self {
+        let hash = KeyHash(hex_sha256(full.as_bytes()));
+        Self { full, client_id, kind, hash }
     }
 
     pub fn client_id(&self) -> &ClientId {
@@ -123,7 +129,7 @@ impl ApiKey {
     }
 
     pub fn hash(&self) -> KeyHash {
-        KeyHash(hex_sha256(self.full.as_bytes()))
+        self.hash.clone()
     }
 
     /// What the dashboard shows of a secret key (a publishable key is shown whole).
