@@ -40,7 +40,13 @@ impl Refusals {
     }
 
     /// Remembers a key its client's object (or D1) just accepted.
+    /// Every admitted request calls this: a key already remembered is
+    /// refreshed in place, without allocating.
     pub fn admitted(&mut self, key_hash: &str, now: u64) {
+        if let Some(until) = self.admitted.get_mut(key_hash) {
+            *until = now + REFUSAL_MEMORY_MS;
+            return;
+        }
         prune(&mut self.admitted, |until| *until > now);
         self.admitted.insert(key_hash.to_string(), now + REFUSAL_MEMORY_MS);
     }
